@@ -1,0 +1,5 @@
+import sys
+
+from imagingkit.cli import main
+
+sys.exit(main())
