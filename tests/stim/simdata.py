@@ -1,0 +1,113 @@
+"""Small simulated optogenetic experiments for the stim tests and benchmarks.
+
+Traces are generated at each ROI's true sub-frame sample time (frame start +
+row x line period), so the tests can check what sub-frame timing buys.
+Kernels and trigger traces come from :mod:`imagingkit.synth`.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import pandas as pd
+
+from imagingkit.synth.indicators import get_indicator
+from imagingkit.synth.stimulation import trigger_traces
+
+
+def simulate_trials(
+    *,
+    n_rois: int = 100,
+    n_trials: int = 40,
+    frame_rate_hz: float = 30.0,
+    n_lines: int = 128,
+    snr: float = 3.0,
+    frac_excited: float = 0.3,
+    frac_inhibited: float = 0.1,
+    amplitude_dff: float = 0.3,
+    latency_range_s: tuple[float, float] = (0.02, 0.15),
+    iti_s: float = 3.0,
+    first_onset_s: float = 2.0,
+    sham_fraction: float = 0.0,
+    indicator: str = "GCaMP6f",
+    gain: float = 1.0,
+    truth: types.SimpleNamespace | None = None,
+    seed: int = 0,
+) -> types.SimpleNamespace:
+    """A recording of dF/F traces with stimulus-locked responses.
+
+    ``snr`` is the response peak (dF/F) over the per-frame noise SD. ``gain``
+    scales every responder's amplitude (learning across sessions); pass the
+    ``truth`` of an earlier session to keep the same cells, rows and latencies.
+    """
+    rng = np.random.default_rng(seed)
+    line_period_s = 1.0 / frame_rate_hz / n_lines
+    if truth is None:
+        kind = rng.random(n_rois)
+        responsive = np.where(kind < frac_excited, 1, np.where(kind < frac_excited + frac_inhibited, -1, 0))
+        truth = types.SimpleNamespace(
+            responsive=responsive,
+            latency_s=rng.uniform(*latency_range_s, n_rois),
+            base_amplitude=amplitude_dff * rng.uniform(0.8, 1.2, n_rois) * (responsive != 0),
+            roi_y=rng.uniform(0, n_lines - 1, n_rois),
+            roi_x=rng.uniform(0, n_lines - 1, n_rois),
+        )
+    duration_s = first_onset_s + n_trials * iti_s + 2.0
+    n_frames = int(duration_s * frame_rate_hz)
+    frame_times = np.arange(n_frames) / frame_rate_hz
+    onsets = first_onset_s + np.arange(n_trials) * iti_s + rng.uniform(-0.3, 0.3, n_trials)
+    is_sham = np.zeros(n_trials, dtype=bool)
+    is_sham[rng.permutation(n_trials)[: int(round(sham_fraction * n_trials))]] = True
+    events = pd.DataFrame(
+        {
+            "event_id": np.arange(n_trials),
+            "trial": np.arange(n_trials),
+            "onset_s": onsets,
+            "duration_s": 0.045,
+            "n_pulses": 10,
+            "frequency_hz": 200.0,
+            "power_mw": np.where(is_sham, 0.0, 10.0),
+            "site": "thalamus",
+            "condition": np.where(is_sham, "sham", "stim"),
+            "pulse_duration_s": 0.004,
+        }
+    )
+    sample_times = frame_times[None, :] + truth.roi_y[:, None] * line_period_s
+    ind = get_indicator(indicator)
+    peak = ind.kernel(np.array([ind.time_to_peak_s]))[0]
+    amplitude = truth.base_amplitude * gain
+    calcium = np.zeros((n_rois, n_frames))
+    for onset in onsets[~is_sham]:
+        lag = sample_times - onset - truth.latency_s[:, None]
+        near = (lag > -0.1) & (lag < 10 * ind.decay_s)
+        calcium[near] += ind.kernel(lag[near]) / peak * np.broadcast_to(amplitude[:, None], lag.shape)[near]
+    calcium *= np.where(truth.responsive < 0, -1.0, 1.0)[:, None]
+    noise_sd = amplitude_dff / snr
+    dff = (calcium + rng.normal(0.0, noise_sd, calcium.shape)).astype(np.float32)
+    return types.SimpleNamespace(
+        dff=dff,
+        frame_times_s=frame_times,
+        sample_times_s=sample_times,
+        line_period_s=line_period_s,
+        n_lines=n_lines,
+        frame_rate_hz=frame_rate_hz,
+        events=events,
+        truth=truth,
+        amplitude=amplitude * np.where(truth.responsive < 0, -1, 1),
+        noise_sd=noise_sd,
+        duration_s=n_frames / frame_rate_hz,
+    )
+
+
+def simulate_triggers(sim: types.SimpleNamespace, rate_hz: float = 10_000.0, seed: int = 0) -> np.ndarray:
+    """(n_samples, 3) frame_clock, stim, trial DAQ traces for a simulated recording."""
+    frame_period = 1.0 / sim.frame_rate_hz
+    return trigger_traces(
+        sim.events,
+        sim.frame_times_s,
+        frame_period * 0.9,
+        sim.duration_s,
+        rate_hz=rate_hz,
+        rng=np.random.default_rng(seed),
+    )
