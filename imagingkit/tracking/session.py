@@ -1,0 +1,305 @@
+"""Track spines across sessions end to end: register, detect if needed, link, classify, count.
+
+:func:`track_spines` is the pure core (spine tables + point mappings in, tables out);
+:func:`track_sessions` adds cross-session registration (:mod:`imagingkit.motion`) and spine
+detection (:mod:`imagingkit.spines`) for sessions given as images.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from imagingkit.errors import DataError, ImagingKitError, ParameterError, RegistrationError
+from imagingkit.tracking.bootstrap import BootstrapParams, bootstrap_turnover
+from imagingkit.tracking.fates import FateParams, build_tracks, classify_fates, view_checker
+from imagingkit.tracking.link import (
+    LinkParams,
+    align_dendrites,
+    check_overlap,
+    collect_detections,
+    link_detections,
+)
+from imagingkit.tracking.turnover import cohort_survival, compute_turnover, dendrite_lengths
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingParams:
+    """Parameters of :func:`track_spines` / :func:`track_sessions`.
+
+    Attributes
+    ----------
+    pixel_size_um : float, optional
+        Lateral pixel size, µm. Required (from here or from the images' metadata).
+    z_step_um : float
+        Plane spacing of z-stacks, µm.
+    reference_index : int
+        Session whose frame the coordinates are reported in (registration target).
+        Statistics always use session 0 as baseline.
+    link, fates, bootstrap : LinkParams, FateParams, BootstrapParams
+        Gap closing must bridge the absences the loss rule calls gaps:
+        ``link.max_gap_sessions >= fates.loss_min_sessions - 1``.
+    """
+
+    pixel_size_um: float | None = None
+    z_step_um: float = 1.0
+    reference_index: int = 0
+    link: LinkParams = LinkParams()
+    fates: FateParams = FateParams()
+    bootstrap: BootstrapParams = BootstrapParams()
+
+    def __post_init__(self) -> None:
+        if self.link.max_gap_sessions < self.fates.loss_min_sessions - 1:
+            raise ParameterError(
+                f"link.max_gap_sessions={self.link.max_gap_sessions} cannot bridge the gaps of "
+                f"loss_min_sessions={self.fates.loss_min_sessions}; need >= {self.fates.loss_min_sessions - 1}"
+            )
+        if self.pixel_size_um is not None and not self.pixel_size_um > 0:
+            raise ParameterError(f"pixel_size_um must be > 0 µm, got {self.pixel_size_um}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingResult:
+    """Output of :func:`track_spines`.
+
+    Attributes
+    ----------
+    tracks : DataFrame
+        One row per track per session (``track_id, session, spine_id, y, x, z, present, fate``
+        first; coordinates in the reference session's pixels), see :mod:`.fates`.
+    turnover : DataFrame
+        Pooled statistics per session, see :mod:`.turnover`.
+    turnover_by_dendrite : DataFrame
+        The same per reference dendrite.
+    turnover_ci : DataFrame
+        Bootstrap intervals across dendrites (or ``bootstrap.group_col``), long format.
+    cohorts : DataFrame
+        Survival of new spines by cohort.
+    detections : DataFrame
+        Every input spine with its registered position, reference dendrite and ``track_id``.
+    match_fraction : Series
+        Per session, fraction of spines near a reference-session spine (registration check).
+    times_h : ndarray
+    params : TrackingParams
+    """
+
+    tracks: pd.DataFrame
+    turnover: pd.DataFrame
+    turnover_by_dendrite: pd.DataFrame
+    turnover_ci: pd.DataFrame
+    cohorts: pd.DataFrame
+    detections: pd.DataFrame
+    match_fraction: pd.Series
+    times_h: np.ndarray
+    params: TrackingParams
+
+
+TRACK_COLUMNS = ("track_id", "session", "spine_id", "y", "x", "z", "present", "fate")
+
+
+def validate_times(times_h: Sequence[float] | None, n_sessions: int) -> np.ndarray:
+    """Session times (hours) as an array; default 0, 1, 2... Checks count and strict increase."""
+    if n_sessions < 2:
+        raise DataError(f"spine tracking needs at least 2 sessions, got {n_sessions}")
+    if times_h is None:
+        return np.arange(n_sessions, dtype=float)
+    times = np.asarray(times_h, dtype=float).ravel()
+    if len(times) != n_sessions:
+        raise ParameterError(f"times_h has {len(times)} values for {n_sessions} sessions")
+    if not np.all(np.isfinite(times)):
+        raise ParameterError(f"times_h must be finite numbers of hours, got {times.tolist()}")
+    if np.any(np.diff(times) <= 0):
+        raise ParameterError(f"times_h must be strictly increasing (session order), got {times.tolist()}")
+    return times
+
+
+def _ordered_tracks(tracks: pd.DataFrame) -> pd.DataFrame:
+    rest = [c for c in tracks.columns if c not in TRACK_COLUMNS]
+    return tracks[list(TRACK_COLUMNS) + rest]
+
+
+def summarize(
+    tracks: pd.DataFrame,
+    times_h: Sequence[float],
+    bootstrap: BootstrapParams = BootstrapParams(),
+    dendrite_length_um: Mapping[int, float] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """All statistics of a (possibly reviewed) track table.
+
+    Returns
+    -------
+    dict
+        ``turnover``, ``turnover_by_dendrite``, ``turnover_ci``, ``cohorts`` tables.
+    """
+    lengths = dendrite_lengths(tracks, dendrite_length_um).to_dict()
+    return {
+        "turnover": compute_turnover(tracks, times_h, lengths),
+        "turnover_by_dendrite": compute_turnover(tracks, times_h, lengths, group_col="dendrite_id"),
+        "turnover_ci": bootstrap_turnover(tracks, bootstrap, lengths),
+        "cohorts": cohort_survival(tracks, times_h),
+    }
+
+
+def track_spines(
+    tables: Sequence[pd.DataFrame],
+    times_h: Sequence[float] | None = None,
+    params: TrackingParams = TrackingParams(),
+    transforms: Sequence[Any] | None = None,
+    image_shapes: Sequence[Sequence[int]] | None = None,
+    dendrite_length_um: Mapping[int, float] | None = None,
+) -> TrackingResult:
+    """Link spine tables across sessions, classify fates and compute turnover statistics.
+
+    Parameters
+    ----------
+    tables : sequence of DataFrame
+        One spine table per session (``spine_id, y, x`` required; ``z, dendrite_id, arc_um,
+        intensity_ratio`` used when present), pixels in that session's frame.
+    times_h : sequence of float, optional
+        Session times, hours, strictly increasing; default 0, 1, 2...
+    params : TrackingParams
+        ``pixel_size_um`` is required.
+    transforms : sequence, optional
+        Per session, the mapping between session and reference pixels: a
+        ``SessionTransform`` (``map_points(points, to="reference"|"session")``), or a pair
+        ``(to_reference, to_session)`` of callables; None: tables already registered.
+    image_shapes : sequence of tuple, optional
+        Per session image shape; enables the ``out_of_view`` state (positions outside the
+        image or within ``fates.edge_margin_um`` of its border).
+    dendrite_length_um : mapping, optional
+        Reference dendrite id -> length (µm) for densities.
+
+    Returns
+    -------
+    TrackingResult
+
+    Raises
+    ------
+    DataError
+        Fewer than 2 sessions, a table with missing columns.
+    ParameterError
+        Bad times or parameters.
+    RegistrationError
+        A session's spines do not overlap the reference's after registration.
+    """
+    n_sessions = len(tables)
+    times = validate_times(times_h, n_sessions)
+    if params.pixel_size_um is None:
+        raise ParameterError(
+            "pixel_size_um is needed to link spines in micrometres (TrackingParams.pixel_size_um)"
+        )
+    if not 0 <= params.reference_index < n_sessions:
+        raise ParameterError(
+            f"reference_index {params.reference_index} out of range for {n_sessions} sessions"
+        )
+    to_reference, to_session = _split_transforms(transforms, n_sessions)
+    det = collect_detections(tables, to_reference, params.pixel_size_um, params.z_step_um)
+    det["z_um"] = det["z_um"].fillna(0.0)
+    match = check_overlap(det, params.reference_index, params.link)
+    det = align_dendrites(det, params.reference_index, params.link.max_link_um)
+    linked = link_detections(det, n_sessions, params.link)
+    in_view = None
+    if image_shapes is not None:
+        if len(image_shapes) != n_sessions:
+            raise ParameterError(f"{len(image_shapes)} image shapes for {n_sessions} sessions")
+        margin_px = params.fates.edge_margin_um / params.pixel_size_um
+        in_view = view_checker(to_session, image_shapes, margin_px)
+    tracks = classify_fates(build_tracks(linked, n_sessions, times, in_view), params.fates)
+    tracks = _ordered_tracks(tracks)
+    stats = summarize(tracks, times, params.bootstrap, dendrite_length_um)
+    return TrackingResult(
+        tracks=tracks, detections=linked, match_fraction=match, times_h=times, params=params, **stats
+    )
+
+
+def _split_transforms(transforms: Sequence[Any] | None, n_sessions: int) -> tuple[list, list]:
+    if transforms is None:
+        return [None] * n_sessions, [None] * n_sessions
+    if len(transforms) != n_sessions:
+        raise ParameterError(f"{len(transforms)} transforms for {n_sessions} sessions")
+    to_reference, to_session = [], []
+    for t in transforms:
+        if isinstance(t, tuple) and len(t) == 2:
+            to_reference.append(t[0])
+            to_session.append(t[1])
+        else:
+            to_reference.append(t)
+            to_session.append(t)
+    return to_reference, to_session
+
+
+def _register(images: Sequence[np.ndarray], reference_index: int) -> list:
+    try:
+        from imagingkit.motion import register_sessions
+    except ImportError as exc:  # the motion room has not shipped cross-session registration
+        raise ImagingKitError(
+            "cross-session registration (imagingkit.motion.register_sessions) is not available"
+        ) from exc
+    planes = [np.asarray(img).max(axis=0) if np.ndim(img) == 3 else np.asarray(img) for img in images]
+    shapes = {p.shape for p in planes}
+    if len(shapes) > 1:
+        raise RegistrationError(
+            f"sessions have different image sizes {sorted(shapes)}; expected one field of view"
+        )
+    return list(register_sessions(planes, reference_index))
+
+
+def track_sessions(
+    sessions: Sequence[Any],
+    times_h: Sequence[float] | None = None,
+    params: TrackingParams = TrackingParams(),
+    spine_params: Any = None,
+) -> TrackingResult:
+    """Register session images, detect spines where no table is given, then :func:`track_spines`.
+
+    Parameters
+    ----------
+    sessions : sequence
+        Per session: an image ``(Y, X)`` / stack ``(Z, Y, X)`` array, or a pair
+        ``(image, spine_table)``. Stacks are registered on their maximum projection.
+    times_h : sequence of float, optional
+    params : TrackingParams
+    spine_params : imagingkit.spines.SpineParams, optional
+        Detection parameters for sessions without a table.
+
+    Raises
+    ------
+    RegistrationError
+        Registration failed or a session shows a different field of view.
+    """
+    times = validate_times(times_h, len(sessions))
+    if params.pixel_size_um is None:
+        raise ParameterError("pixel_size_um is needed (TrackingParams.pixel_size_um)")
+    images, tables = [], []
+    for item in sessions:
+        image, table = item if isinstance(item, tuple) else (item, None)
+        images.append(np.asarray(image))
+        tables.append(table)
+    transforms = _register(images, params.reference_index)
+    lengths: dict[int, float] | None = None
+    for i, table in enumerate(tables):
+        if table is None:
+            from imagingkit.spines import SpineParams, detect_spines
+
+            z_step = params.z_step_um if images[i].ndim == 3 else None
+            result = detect_spines(
+                images[i],
+                pixel_size_um=params.pixel_size_um,
+                z_step_um=z_step,
+                params=spine_params or SpineParams(),
+            )
+            tables[i] = result.spines
+            if i == params.reference_index and len(result.dendrites):
+                lengths = dict(
+                    zip(
+                        result.dendrites["dendrite_id"].astype(int),
+                        result.dendrites["length_um"],
+                        strict=False,
+                    )
+                )
+    shapes = [img.shape for img in images]
+    return track_spines(tables, times, params, transforms, shapes, lengths)
