@@ -52,7 +52,8 @@ def add_track_parser(spines_subparsers) -> argparse.ArgumentParser:
         "--loss-min-sessions",
         type=int,
         default=2,
-        help="K: an absence between two presences is a loss if it lasts >= K sessions",
+        help="K: an absence between two presences is a loss if it lasts >= K sessions; gap closing "
+        "bridges K-1 sessions (default 2, for detected spines; 1 for curated tables without misses)",
     )
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates across dendrites")
     parser.add_argument("--seed", type=int, default=0)
@@ -81,9 +82,7 @@ def run_track(args: argparse.Namespace) -> int:
         pixel_size_um=pixel,
         z_step_um=args.z_step_um,
         reference_index=args.reference,
-        link=dataclasses.replace(
-            LinkParams(), max_link_um=args.max_link_um, max_gap_sessions=max(1, loss_k - 1)
-        ),
+        link=dataclasses.replace(LinkParams(), max_link_um=args.max_link_um, max_gap_sessions=loss_k - 1),
         fates=FateParams(loss_min_sessions=loss_k),
         bootstrap=BootstrapParams(n_boot=args.n_boot, seed=args.seed),
     )

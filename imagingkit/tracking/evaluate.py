@@ -1,15 +1,31 @@
-"""Accuracy of tracking against ground truth: linked pairs, gain/loss events, truth track tables.
+"""Accuracy of tracking against ground truth: linked pairs, gain/loss events, statistics.
 
 Used by the tests and ``benchmarks/bench_tracking.py`` with truth from
 :func:`imagingkit.synth.simulate_dendrite_sessions` or :mod:`imagingkit.tracking.testing`.
+
+Fair comparison: the truth track table (:func:`truth_tracks`) applies the tracker's own
+observability rule (a spine whose true position in a session lies outside the image or within
+the edge margin is ``out_of_view`` there, present or not) and, for the "oracle" reference,
+its own loss rule (K) to the true presence as the detector saw it. Two references:
+
+- ``presence="present"``: the biological truth (what the spine did);
+- ``presence="detected"``: the true identities of the detections, classified with the same
+  loss rule as the tracker; the difference to it isolates linking errors from detection
+  errors (a spine missed in the last session *is* a loss for any tracker given those
+  detections).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
 
 from imagingkit.tracking.fates import FateParams, classify_fates
+from imagingkit.tracking.turnover import compute_turnover
 
 
 def link_scores(detections: pd.DataFrame, true_id: np.ndarray) -> dict[str, float]:
@@ -58,25 +74,67 @@ def link_scores(detections: pd.DataFrame, true_id: np.ndarray) -> dict[str, floa
     }
 
 
-def truth_tracks(truth: pd.DataFrame, observable_col: str | None = "in_fov") -> pd.DataFrame:
+def observable(
+    truth: pd.DataFrame, image_shapes: Sequence[Sequence[int]] | None, margin_px: float
+) -> np.ndarray:
+    """Per truth row: is the spine's true session position inside the image by ``margin_px``?
+
+    Same rule as :func:`imagingkit.tracking.fates.view_checker` (y, x in ``[margin, size - 1 -
+    margin]``; z, where given, within the stack). Without shapes, the truth's ``in_fov``.
+    """
+    if image_shapes is None:
+        return truth["in_fov"].to_numpy(bool) if "in_fov" in truth else np.ones(len(truth), bool)
+    shapes = np.array([tuple(s)[-2:] for s in image_shapes], float)
+    session = truth["session"].to_numpy(int)
+    y, x = truth["y"].to_numpy(float), truth["x"].to_numpy(float)
+    height, width = shapes[session, 0], shapes[session, 1]
+    ok = (y >= margin_px) & (y <= height - 1 - margin_px) & (x >= margin_px) & (x <= width - 1 - margin_px)
+    if "z" in truth and len(image_shapes[0]) == 3:
+        z = truth["z"].to_numpy(float)
+        depth = np.array([s[0] for s in image_shapes], float)[session]
+        ok &= np.isnan(z) | ((z >= 0) & (z <= depth - 1))
+    return ok
+
+
+def truth_tracks(
+    truth: pd.DataFrame,
+    in_view: np.ndarray | None = None,
+    presence: str = "present",
+    loss_min_sessions: int = 1,
+) -> pd.DataFrame:
     """A classified track table from a truth table (``spine_id, session, present``...).
 
-    Track ids are the true spine ids; ``state`` is ``present``/``absent`` from the truth and
-    ``out_of_view`` where ``observable_col`` is False, so statistics computed on it are the
-    true statistics under the same definitions.
+    Parameters
+    ----------
+    truth : DataFrame
+        One row per true spine per session.
+    in_view : ndarray of bool, optional
+        Observability per row (:func:`observable`); default the truth's ``in_fov``.
+    presence : {"present", "detected"}
+        Column giving presence: the biological truth, or the detections (oracle linking).
+    loss_min_sessions : int
+        K of the loss rule applied to that presence (1 for biological truth, whose spines
+        never come back; the tracker's K for the oracle).
+
+    Returns
+    -------
+    DataFrame
+        Track ids are the true spine ids; statistics computed on it are the true statistics
+        under the tracker's definitions.
     """
     t = truth.rename(columns={"spine_id": "track_id"}).copy()
-    t["in_view"] = t[observable_col].astype(bool) if observable_col and observable_col in t else True
-    t["present"] = t["present"].astype(bool) & t["in_view"]
+    if in_view is None:
+        in_view = t["in_fov"].to_numpy(bool) if "in_fov" in t else np.ones(len(t), bool)
+    t["in_view"] = np.asarray(in_view, bool)
+    t["present"] = t[presence].astype(bool)
     t["reviewed"] = False
     if "intensity_ratio" not in t:
         t["intensity_ratio"] = np.nan
     t["intensity_ratio"] = np.where(t["present"], t["intensity_ratio"], np.nan)
-    if "y" not in t:
-        t["y"], t["x"] = t["y_ref"], t["x_ref"]
+    t["y"], t["x"] = t["y_ref"], t["x_ref"]
     t["z"] = 0.0
     t["spine_id"] = t["track_id"]
-    return classify_fates(t, FateParams(loss_min_sessions=1))
+    return classify_fates(t, FateParams(loss_min_sessions=loss_min_sessions))
 
 
 def _events(counted: pd.DataFrame) -> set[tuple]:
@@ -94,19 +152,31 @@ def _events(counted: pd.DataFrame) -> set[tuple]:
     return out
 
 
+def track_identity(detections: pd.DataFrame, true_id: np.ndarray) -> pd.Series:
+    """True identity of every predicted track: the one most of its detections have.
+
+    Tracks made only of false detections get unique negative identities (-1, -2, ...), so
+    their gains and losses count as false events.
+    """
+    frame = pd.DataFrame({"track_id": detections["track_id"].to_numpy(), "truth": np.asarray(true_id)})
+    real = frame[frame["truth"] >= 0].groupby("track_id")["truth"].agg(lambda v: v.mode().iloc[0])
+    tracks = np.unique(frame["track_id"].to_numpy())
+    false = tracks[~np.isin(tracks, real.index.to_numpy())]
+    fake = pd.Series(-1 - np.arange(len(false)), index=false)
+    return pd.concat([real, fake]).sort_index()
+
+
 def event_scores(
     tracks: pd.DataFrame, detections: pd.DataFrame, true_id: np.ndarray, truth_tracks_: pd.DataFrame
 ) -> dict:
-    """F1 of gain and loss events between consecutive sessions.
+    """Precision, recall and F1 of gain and loss events between consecutive sessions.
 
-    Each predicted track is given the true identity most of its detections have; its events
-    are transitions of ``counted`` between observable sessions. True events come from
-    ``truth_tracks_`` (see :func:`truth_tracks`). An event matches if identity, session and
-    kind agree.
+    Each predicted track is given its true identity (:func:`track_identity`); its events are
+    transitions of ``counted`` between sessions observable in the track table. True events
+    come from ``truth_tracks_`` (see :func:`truth_tracks`). An event matches if identity,
+    session and kind agree.
     """
-    det_truth = pd.DataFrame({"track_id": detections["track_id"].to_numpy(), "truth": np.asarray(true_id)})
-    det_truth = det_truth[det_truth["truth"] >= 0]
-    identity = det_truth.groupby("track_id")["truth"].agg(lambda v: v.mode().iloc[0])
+    identity = track_identity(detections, true_id)
 
     def table(frame: pd.DataFrame) -> pd.DataFrame:
         values = np.where(frame["state"] == "out_of_view", np.nan, frame["counted"].astype(float))
@@ -121,9 +191,112 @@ def event_scores(
         p = {e for e in pred_events if e[2] == kind}
         t = {e for e in true_events if e[2] == kind}
         tp = len(p & t)
-        precision = tp / len(p) if p else np.nan
-        recall = tp / len(t) if t else np.nan
-        out[f"{kind}_precision"], out[f"{kind}_recall"] = precision, recall
+        out[f"{kind}_precision"] = tp / len(p) if p else np.nan
+        out[f"{kind}_recall"] = tp / len(t) if t else np.nan
         out[f"{kind}_f1"] = 2 * tp / (len(p) + len(t)) if (p or t) else np.nan
         out[f"n_true_{kind}"] = len(t)
+    both = len(pred_events & true_events)
+    total = len(pred_events) + len(true_events)
+    out["event_f1"] = 2 * both / total if total else np.nan
+    return out
+
+
+#: Statistics compared with the truth, and the factor turning their unit into percentage points.
+STATISTICS_PP = {
+    "turnover_ratio": 100.0,
+    "survival_baseline": 100.0,
+    "formation_rate": 1.0,
+    "elimination_rate": 1.0,
+}
+
+
+def statistic_errors(turnover: pd.DataFrame, truth_turnover: pd.DataFrame) -> dict[str, float]:
+    """Largest absolute difference over sessions, in percentage points, per statistic."""
+    out = {}
+    for column, scale in STATISTICS_PP.items():
+        diff = np.abs(turnover[column].to_numpy(float) - truth_turnover[column].to_numpy(float)) * scale
+        out[f"{column}_max_err_pp"] = float(np.nanmax(diff)) if np.isfinite(diff).any() else np.nan
+    return out
+
+
+def score_tracking(
+    result,
+    truth: pd.DataFrame,
+    true_id: np.ndarray,
+    image_shapes: Sequence[Sequence[int]] | None,
+    margin_px: float,
+) -> dict:
+    """Every accuracy figure of a :class:`~imagingkit.tracking.session.TrackingResult`.
+
+    Parameters
+    ----------
+    result : TrackingResult
+    truth : DataFrame
+        One row per true spine per session with ``spine_id, session, present, y, x`` (session
+        pixels), ``y_ref, x_ref``, and ``detected`` for the oracle reference.
+    true_id : ndarray
+        True spine id per row of ``result.detections`` (-1: false detection).
+    image_shapes : sequence of tuple, optional
+        Per session image shape (observability rule); None uses ``in_fov``.
+    margin_px : float
+        Edge margin, pixels (the tracker's ``fates.edge_margin_um / pixel_size_um``).
+
+    Returns
+    -------
+    dict
+        Pair scores, event scores and statistic errors against the biological truth; event
+        and statistic scores against the oracle (prefix ``oracle_``) where ``detected`` exists.
+    """
+    view = observable(truth, image_shapes, margin_px)
+    times = result.times_h
+    k = result.params.fates.loss_min_sessions
+    bio = truth_tracks(truth, view, "present", 1)
+    out = {**link_scores(result.detections, true_id)}
+    out.update(event_scores(result.tracks, result.detections, true_id, bio))
+    out.update(statistic_errors(result.turnover, compute_turnover(bio, times)))
+    if "detected" in truth:
+        oracle = truth_tracks(truth, view, "detected", k)
+        scores = event_scores(result.tracks, result.detections, true_id, oracle)
+        scores.update(statistic_errors(result.turnover, compute_turnover(oracle, times)))
+        out.update({f"oracle_{key}": value for key, value in scores.items()})
+    return out
+
+
+def match_to_truth(
+    detections: pd.DataFrame, truth: pd.DataFrame, tolerance_px: float, columns: Sequence[str] = ("y", "x")
+) -> np.ndarray:
+    """True spine id of each detection: one-to-one matching per session within a tolerance.
+
+    Detections (in their session's pixels, ``session`` plus ``columns``) are matched to the true
+    spines present in that session (``truth`` rows with ``present``, same columns) by
+    :func:`scipy.optimize.linear_sum_assignment` on distances up to ``tolerance_px``.
+
+    Returns
+    -------
+    ndarray of int
+        ``spine_id`` of the matched true spine per detection row, -1 where unmatched.
+    """
+    columns = list(columns)
+    out = np.full(len(detections), -1, dtype=int)
+    sessions = detections["session"].to_numpy(int)
+    for session in np.unique(sessions):
+        rows = np.flatnonzero(sessions == session)
+        true = truth[(truth["session"] == session) & truth["present"]]
+        if len(true) == 0:
+            continue
+        pred_xy = detections.iloc[rows][columns].to_numpy(float)
+        true_xy = true[columns].to_numpy(float)
+        pairs = (
+            cKDTree(pred_xy)
+            .sparse_distance_matrix(cKDTree(true_xy), tolerance_px, output_type="coo_matrix")
+            .tocsr()
+        )
+        if pairs.nnz == 0:
+            continue
+        dense = np.full(pairs.shape, 1e6)
+        coo = pairs.tocoo()
+        dense[coo.row, coo.col] = coo.data
+        r, c = linear_sum_assignment(dense)
+        ok = dense[r, c] <= tolerance_px
+        out[rows[r[ok]]] = true["spine_id"].to_numpy(int)[c[ok]]
     return out

@@ -6,8 +6,11 @@ States of a track in a session (column ``state``):
 - ``gap``: not detected, but present before and after, and the absence lasts fewer than
   ``loss_min_sessions`` consecutive sessions: a missed detection, counted as present;
 - ``absent``: not detected, not a gap: counted as absent (a loss if it was present before);
-- ``out_of_view``: not detected and its registered position falls outside the session's image
-  or within ``edge_margin_um`` of its border: not observable, left out of the statistics.
+- ``out_of_view``: its registered position (the detection, or the track's mean position where
+  not detected) falls outside the session's image or within ``edge_margin_um`` of its border:
+  not observable, left out of the statistics, *detected or not* (a spine at the edge can be
+  cut off or drift in and out, so its presence there says nothing about gain or loss). A
+  reviewer's decision (``reviewed``) overrides this.
 
 Loss rule: an absence counts as a loss only if it lasts at least ``loss_min_sessions`` (K)
 consecutive sessions, or lasts until the last session (it cannot be contradicted later).
@@ -69,7 +72,7 @@ class FateParams:
 def view_checker(
     to_session: Sequence[Any], image_shapes: Sequence[Sequence[int]], margin_px: float
 ) -> InView:
-    """Build ``in_view(session, points_ref_yx) -> bool array`` from transforms and image shapes.
+    """Build ``in_view(session, points_ref) -> bool array`` from transforms and image shapes.
 
     Parameters
     ----------
@@ -77,21 +80,28 @@ def view_checker(
         Per session, what maps reference (y, x) pixels to that session's pixels (callable, an
         object with ``map_points(points, to="session")``, or None for identity).
     image_shapes : sequence of tuple
-        Per session, the image shape; the last two entries are (Y, X).
+        Per session, the image shape (Y, X) or (Z, Y, X); for stacks, points given as
+        (y, x, z) are mapped with z and must lie within the planes.
     margin_px : float
         Border width, pixels, inside which a position does not count as in view.
     """
     mappers = [as_point_mapper(t, to="session") for t in to_session]
 
-    def in_view(session: int, points_yx: np.ndarray) -> np.ndarray:
-        height, width = image_shapes[session][-2:]
-        yx = mappers[session](np.asarray(points_yx, float).reshape(-1, 2))
-        return (
-            (yx[:, 0] >= margin_px)
-            & (yx[:, 0] <= height - 1 - margin_px)
-            & (yx[:, 1] >= margin_px)
-            & (yx[:, 1] <= width - 1 - margin_px)
+    def in_view(session: int, points: np.ndarray) -> np.ndarray:
+        shape = tuple(image_shapes[session])
+        height, width = shape[-2:]
+        points = np.asarray(points, float)
+        stack = len(shape) == 3 and points.shape[1] >= 3
+        mapped = mappers[session](points[:, :3] if stack else points[:, :2])
+        ok = (
+            (mapped[:, 0] >= margin_px)
+            & (mapped[:, 0] <= height - 1 - margin_px)
+            & (mapped[:, 1] >= margin_px)
+            & (mapped[:, 1] <= width - 1 - margin_px)
         )
+        if stack:  # z-stacks: the spine must lie within the stack (no margin in z)
+            ok &= (mapped[:, 2] >= -0.5) & (mapped[:, 2] <= shape[0] - 0.5)
+        return ok
 
     return in_view
 
@@ -112,7 +122,7 @@ def build_tracks(
     times_h : sequence of float, optional
         Session times, hours.
     in_view : callable, optional
-        ``in_view(session, points_ref_yx)``; if None every position is in view.
+        ``in_view(session, points_ref_yxz)``; if None every position is in view.
 
     Returns
     -------
@@ -127,11 +137,12 @@ def build_tracks(
     ref_dendrite = "ref_dendrite_id" if "ref_dendrite_id" in linked.columns else "dendrite_id"
     arc = "arc_ref_um" if "arc_ref_um" in linked.columns else "arc_um"
     per_track = linked.groupby("track_id").agg(
-        y=("y", "mean"),
-        x=("x", "mean"),
-        z=("z", "mean"),
-        dendrite_id=(ref_dendrite, lambda v: int(pd.Series(v).mode().iloc[0])),
-        arc_um=(arc, "mean"),
+        y=("y", "mean"), x=("x", "mean"), z=("z", "mean"), arc_um=(arc, "mean")
+    )
+    votes = linked.groupby(["track_id", ref_dendrite]).size().reset_index(name="n")
+    votes = votes.sort_values(["track_id", "n", ref_dendrite], ascending=[True, False, True])
+    per_track["dendrite_id"] = (
+        votes.drop_duplicates("track_id").set_index("track_id")[ref_dendrite].astype(int)
     )
     track_ids = per_track.index.to_numpy()
     grid = pd.MultiIndex.from_product([track_ids, np.arange(n_sessions)], names=["track_id", "session"])
@@ -152,8 +163,8 @@ def build_tracks(
         for session in range(n_sessions):
             rows = np.flatnonzero(tracks["session"].to_numpy() == session)
             if len(rows):
-                visible[rows] = in_view(session, tracks.loc[rows, ["y", "x"]].to_numpy(float))
-        tracks["in_view"] = visible | present
+                visible[rows] = in_view(session, tracks.loc[rows, ["y", "x", "z"]].to_numpy(float))
+        tracks["in_view"] = visible
     tracks["reviewed"] = False
     tracks["dendrite_id"] = per_track.loc[tracks["track_id"], "dendrite_id"].to_numpy(int)
     tracks["arc_um"] = per_track.loc[tracks["track_id"], "arc_um"].to_numpy(float)
@@ -163,19 +174,17 @@ def build_tracks(
 
 
 def _track_states(present: np.ndarray, in_view: np.ndarray, reviewed: np.ndarray, k: int) -> list[str]:
-    n = len(present)
     states = [
-        "present" if p else ("absent" if (v or r) else "out_of_view")
+        ("present" if p else "absent") if (v or r) else "out_of_view"
         for p, v, r in zip(present, in_view, reviewed, strict=False)
     ]
-    where = np.flatnonzero(present)
+    where = np.flatnonzero([st == "present" for st in states])
     for a, b in zip(where[:-1], where[1:], strict=False):  # interior absence runs between two presences
         run = range(a + 1, b)
         if 0 < len(run) < k:
             for s in run:
                 if states[s] == "absent" and not reviewed[s]:
                     states[s] = "gap"
-    del n
     return states
 
 

@@ -15,6 +15,13 @@ Linking cost between spines a and b (µm²)::
 
 where p are registered positions (y, x[, z]) in µm and arc the arc length along the reference
 dendrite in µm. Links with ``cost > max_link_um²`` are forbidden (the gate).
+
+Gap-closing links are gated more tightly (:func:`gap_gate_um`): at most ``gap_gate_scale``
+times the median frame-to-frame link distance (the measured scatter of one spine between
+sessions). A spine lost in session s and a new spine formed close by in s + 1 look exactly
+like one spine missed once; the tight gate keeps only joins within that scatter.
+Residual warp left by registration is removed by a local residual correction that is kept
+only when it lowers the link cost (:func:`local_residuals`).
 """
 
 from __future__ import annotations
@@ -64,14 +71,19 @@ class LinkParams:
         Local residual correction: after linking, each session's positions are shifted by the
         median residual (position minus the track's mean position in the other sessions) of
         its ``refine_neighbours`` nearest linked spines, then all sessions are linked again;
-        repeated this many times. Removes smooth tissue warp that the registration left.
-        0 turns it off.
+        repeated this many times. Removes smooth tissue warp that the registration left. The
+        corrected linking is kept only if it links at least as many spines at a smaller
+        median link distance than linking without correction. 0 turns it off.
     refine_neighbours : int
         Number of nearest linked spines whose residuals are pooled for one correction.
     coarse_link_um : float, optional
         Gate (µm) of the first linking pass when ``refine_passes > 0``: wider than
         ``max_link_um`` so that spines displaced by warp are linked, then corrected and
         relinked with the tight gate. None uses ``max_link_um``.
+    gap_gate_scale : float, optional
+        Adaptive gap gate: gap-closing links must also be shorter than this many times the
+        median distance of the frame-to-frame links (the measured scatter of one spine's
+        position between sessions), see :func:`gap_gate_um`. None: fixed ``max_gap_link_um``.
     dendrite_gating : bool
         Forbid links between spines whose dendrites map to different reference dendrites.
     min_match_fraction : float
@@ -87,8 +99,9 @@ class LinkParams:
     refine_passes: int = 2
     refine_neighbours: int = 8
     coarse_link_um: float | None = 2.5
+    gap_gate_scale: float | None = 1.5
     dendrite_gating: bool = True
-    min_match_fraction: float = 0.3
+    min_match_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.max_link_um > 0:
@@ -127,6 +140,7 @@ def collect_detections(
     to_reference: Sequence[Any] | None,
     pixel_size_um: float,
     z_step_um: float = 1.0,
+    map_z: bool = False,
 ) -> pd.DataFrame:
     """Stack the sessions' spine tables with positions in the reference frame.
 
@@ -141,7 +155,10 @@ def collect_detections(
     pixel_size_um : float
         Pixel size in the plane, µm.
     z_step_um : float
-        Plane spacing, µm (``z`` is a plane index and is not remapped).
+        Plane spacing, µm (``z`` is a plane index).
+    map_z : bool
+        z-stacks: map (y, x, z) through the transforms (which then take (N, 3) points);
+        otherwise z is kept as given.
 
     Returns
     -------
@@ -157,12 +174,13 @@ def collect_detections(
     for session, table in enumerate(tables):
         table = standardize_spine_table(table, name=f"spine table of session {session}")
         mapper = as_point_mapper(None if to_reference is None else to_reference[session])
-        yx = table[["y", "x"]].to_numpy(float)
-        yx_ref = mapper(yx) if len(yx) else yx.reshape(0, 2)
+        yx = table[["y", "x", "z"] if map_z else ["y", "x"]].to_numpy(float)
+        yx_ref = mapper(yx) if len(yx) else yx.copy()
         if yx_ref.shape != yx.shape or not np.all(np.isfinite(yx_ref)):
             raise RegistrationError(
                 f"session {session}: the transform did not map spine positions to finite points"
             )
+        z_ref = yx_ref[:, 2] if map_z else table["z"].to_numpy(float)
         parts.append(
             pd.DataFrame(
                 {
@@ -171,10 +189,10 @@ def collect_detections(
                     "spine_id": table["spine_id"].to_numpy(),
                     "y": yx_ref[:, 0],
                     "x": yx_ref[:, 1],
-                    "z": table["z"].to_numpy(float),
+                    "z": z_ref,
                     "y_um": yx_ref[:, 0] * pixel_size_um,
                     "x_um": yx_ref[:, 1] * pixel_size_um,
-                    "z_um": table["z"].to_numpy(float) * z_step_um,
+                    "z_um": z_ref * z_step_um,
                     "dendrite_id": table["dendrite_id"].to_numpy(int),
                     "arc_um": table["arc_um"].to_numpy(float),
                     "intensity_ratio": table["intensity_ratio"].to_numpy(float),
@@ -236,36 +254,40 @@ def align_dendrites(detections: pd.DataFrame, reference_session: int, max_dist_u
         A copy with ``ref_dendrite_id`` and ``arc_ref_um`` added.
     """
     out = detections.copy()
-    out["ref_dendrite_id"] = out["dendrite_id"].astype(int)
-    out["arc_ref_um"] = out["arc_um"].astype(float)
+    ref_dendrite_out = out["dendrite_id"].to_numpy(int).copy()
+    arc_out = out["arc_um"].to_numpy(float).copy()
     ref = detections[detections["session"] == reference_session]
     if len(ref) == 0:
+        out["ref_dendrite_id"], out["arc_ref_um"] = ref_dendrite_out, arc_out
         return out
     tree = cKDTree(_positions_um(ref))
     ref_dend = ref["dendrite_id"].to_numpy(int)
     ref_arc = ref["arc_um"].to_numpy(float)
-    for (session, dendrite), det in detections.groupby(["session", "dendrite_id"]):
+    positions = _positions_um(detections)
+    arcs = detections["arc_um"].to_numpy(float)
+    dist_all, idx_all = tree.query(positions, k=1)
+    groups = detections.groupby(["session", "dendrite_id"]).indices
+    for (session, dendrite), rows in groups.items():
         if session == reference_session:
             continue
-        dist, idx = tree.query(_positions_um(det), k=1)
+        dist, idx = dist_all[rows], idx_all[rows]
         near = dist <= max_dist_um
         if not near.any():
-            out.loc[det.index, "ref_dendrite_id"] = (
-                UNMATCHED_DENDRITE_BASE + 1000 * int(session) + int(dendrite)
-            )
+            ref_dendrite_out[rows] = UNMATCHED_DENDRITE_BASE + 1000 * int(session) + int(dendrite)
             continue
         values, counts = np.unique(ref_dend[idx[near]], return_counts=True)
         target = int(values[np.argmax(counts)])
-        out.loc[det.index, "ref_dendrite_id"] = target
+        ref_dendrite_out[rows] = target
         pair = near & (ref_dend[idx] == target)
-        a, b = det["arc_um"].to_numpy(float)[pair], ref_arc[idx[pair]]
+        a, b = arcs[rows][pair], ref_arc[idx[pair]]
         finite = np.isfinite(a) & np.isfinite(b)
         a, b = a[finite], b[finite]
         sign = 1.0
         if len(a) >= 3 and np.std(a) > 0 and np.std(b) > 0:
             sign = 1.0 if np.corrcoef(a, b)[0, 1] >= 0 else -1.0
         offset = float(np.median(b - sign * a)) if len(a) else 0.0
-        out.loc[det.index, "arc_ref_um"] = sign * det["arc_um"].to_numpy(float) + offset
+        arc_out[rows] = sign * arcs[rows] + offset
+    out["ref_dendrite_id"], out["arc_ref_um"] = ref_dendrite_out, arc_out
     return out
 
 
@@ -308,15 +330,9 @@ def link_detections(
     use_arc = params.arc_weight > 0 and bool(np.all(np.isfinite(det["arc_ref_um"].to_numpy(float))))
     features = _features(det, params, use_arc)
     sessions = det["session"].to_numpy(int)
-    first_pass = params
-    if params.refine_passes > 0 and params.coarse_link_um is not None:
-        first_pass = dataclasses.replace(params, max_link_um=params.coarse_link_um, max_gap_link_um=None)
-    track_of_row = _link_once(features, sessions, n_sessions, first_pass)
-    for _ in range(params.refine_passes):
-        shift = local_residuals(features[:, :3], track_of_row, sessions, params.refine_neighbours)
-        corrected = features.copy()
-        corrected[:, :3] -= shift
-        track_of_row = _link_once(corrected, sessions, n_sessions, params)
+    track_of_row = _link_once(features, sessions, n_sessions, params)
+    if params.refine_passes > 0 and len(det):
+        track_of_row = _refine(features, sessions, n_sessions, params, track_of_row)
     det["track_id"] = track_of_row
     if len(det) == 0:
         return det
@@ -330,12 +346,72 @@ def link_detections(
     return det
 
 
+def _link_cost(labels: np.ndarray, features: np.ndarray, sessions: np.ndarray) -> tuple[int, float]:
+    """(number of frame-to-frame links, their median distance µm): how well a linking fits."""
+    distances = link_distances(labels, features, sessions)
+    return len(distances), float(np.median(distances)) if len(distances) else np.inf
+
+
+def _refine(
+    features: np.ndarray, sessions: np.ndarray, n_sessions: int, params: LinkParams, plain: np.ndarray
+) -> np.ndarray:
+    """Warp correction: link with the coarse gate, subtract local residuals, relink; keep if better.
+
+    The corrected linking replaces the plain one (``plain``, linked without correction) only
+    if it makes at least as many frame-to-frame links with a smaller median link distance
+    (measured on the corrected positions): without residual warp the correction only adds
+    the noise of the local medians and is left out.
+    """
+    coarse = params
+    if params.coarse_link_um is not None:
+        coarse = dataclasses.replace(params, max_link_um=params.coarse_link_um, max_gap_link_um=None)
+    labels = _link_once(features, sessions, n_sessions, coarse)
+    corrected = features
+    for _ in range(params.refine_passes):
+        shift = local_residuals(features[:, :3], labels, sessions, params.refine_neighbours)
+        corrected = features.copy()
+        corrected[:, :3] -= shift
+        labels = _link_once(corrected, sessions, n_sessions, params)
+    n_plain, cost_plain = _link_cost(plain, features, sessions)
+    n_refined, cost_refined = _link_cost(labels, corrected, sessions)
+    return labels if (n_refined >= n_plain and cost_refined < cost_plain) else plain
+
+
 def _link_once(features: np.ndarray, sessions: np.ndarray, n_sessions: int, params: LinkParams) -> np.ndarray:
     labels = _link_frames(_tracker(params), features, sessions, n_sessions)
     if params.max_gap_sessions > 0 and len(labels):
-        gap_um = params.max_link_um if params.max_gap_link_um is None else params.max_gap_link_um
-        labels = close_gaps(labels, features, sessions, params.max_gap_sessions, gap_um)
+        labels = close_gaps(
+            labels,
+            features,
+            sessions,
+            params.max_gap_sessions,
+            gap_gate_um(labels, features, sessions, params),
+        )
     return labels
+
+
+def link_distances(labels: np.ndarray, features: np.ndarray, sessions: np.ndarray) -> np.ndarray:
+    """Feature-space distance (µm) of every link between consecutive sessions of one track."""
+    order = np.lexsort((sessions, labels))
+    same = (labels[order][1:] == labels[order][:-1]) & (np.diff(sessions[order]) == 1)
+    a, b = order[:-1][same], order[1:][same]
+    return np.linalg.norm(features[a] - features[b], axis=1)
+
+
+def gap_gate_um(labels: np.ndarray, features: np.ndarray, sessions: np.ndarray, params: LinkParams) -> float:
+    """Gate of gap-closing links: ``min(max_gap_link_um, gap_gate_scale * median link distance)``.
+
+    The median distance of the frame-to-frame links measures how far one spine's detections
+    scatter between sessions (localisation plus residual registration error); a gap link
+    farther than that scatter allows is more likely a lost spine and a new one formed close by.
+    """
+    gate = params.max_link_um if params.max_gap_link_um is None else params.max_gap_link_um
+    if params.gap_gate_scale is None:
+        return float(gate)
+    distances = link_distances(labels, features, sessions)
+    if len(distances) < 20:
+        return float(gate)
+    return float(min(gate, params.gap_gate_scale * np.median(distances)))
 
 
 def local_residuals(positions_um: np.ndarray, labels: np.ndarray, sessions: np.ndarray, k: int) -> np.ndarray:

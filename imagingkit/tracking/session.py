@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from imagingkit.errors import DataError, ImagingKitError, ParameterError, RegistrationError
+from imagingkit.errors import DataError, ParameterError, RegistrationError
 from imagingkit.tracking.bootstrap import BootstrapParams, bootstrap_turnover
 from imagingkit.tracking.fates import FateParams, build_tracks, classify_fates, view_checker
 from imagingkit.tracking.link import (
@@ -197,7 +197,8 @@ def track_spines(
             f"reference_index {params.reference_index} out of range for {n_sessions} sessions"
         )
     to_reference, to_session = _split_transforms(transforms, n_sessions)
-    det = collect_detections(tables, to_reference, params.pixel_size_um, params.z_step_um)
+    stacks = image_shapes is not None and all(len(shape) == 3 for shape in image_shapes)
+    det = collect_detections(tables, to_reference, params.pixel_size_um, params.z_step_um, map_z=stacks)
     det["z_um"] = det["z_um"].fillna(0.0)
     match = check_overlap(det, params.reference_index, params.link)
     det = align_dendrites(det, params.reference_index, params.link.max_link_um)
@@ -233,19 +234,34 @@ def _split_transforms(transforms: Sequence[Any] | None, n_sessions: int) -> tupl
 
 
 def _register(images: Sequence[np.ndarray], reference_index: int) -> list:
-    try:
-        from imagingkit.motion import register_sessions
-    except ImportError as exc:  # the motion room has not shipped cross-session registration
-        raise ImagingKitError(
-            "cross-session registration (imagingkit.motion.register_sessions) is not available"
-        ) from exc
-    planes = [np.asarray(img).max(axis=0) if np.ndim(img) == 3 else np.asarray(img) for img in images]
-    shapes = {p.shape for p in planes}
+    """Cross-session registration of the session images (z-stacks: in-plane plus a z shift)."""
+    from imagingkit.motion.sessions import register_sessions
+
+    shapes = {img.shape for img in images}
     if len(shapes) > 1:
         raise RegistrationError(
             f"sessions have different image sizes {sorted(shapes)}; expected one field of view"
         )
-    return list(register_sessions(planes, reference_index))
+    return list(register_sessions(list(images), reference_index))
+
+
+def _detect(image: np.ndarray, params: TrackingParams, spine_params: Any, session: int):
+    """Spine detection in one session image (:func:`imagingkit.spines.detect_spines`)."""
+    import warnings
+
+    from imagingkit.spines import NoSpinesWarning, SpineParams, detect_spines
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoSpinesWarning)  # an empty session is reported by the tracker
+        result = detect_spines(
+            image,
+            pixel_size_um=params.pixel_size_um,
+            z_step_um=params.z_step_um if image.ndim == 3 else None,
+            params=spine_params or SpineParams(),
+        )
+    if len(result.spines) == 0:
+        warnings.warn(f"session {session}: no spines detected ({result.message})", stacklevel=3)
+    return result
 
 
 def track_sessions(
@@ -256,11 +272,19 @@ def track_sessions(
 ) -> TrackingResult:
     """Register session images, detect spines where no table is given, then :func:`track_spines`.
 
+    Every session is registered to ``params.reference_index`` by
+    :func:`imagingkit.motion.sessions.register_sessions` (similarity transform plus a smooth
+    non-rigid flow; stacks in-plane on their maximum projection plus a z shift); sessions
+    without a table are passed to :func:`imagingkit.spines.detect_spines`; spine positions
+    (y, x, and z for stacks) are mapped to the reference frame with the transforms, linked,
+    classified and counted. Dendrite lengths for densities come from the reference session's
+    detection when it was detected here.
+
     Parameters
     ----------
     sessions : sequence
         Per session: an image ``(Y, X)`` / stack ``(Z, Y, X)`` array, or a pair
-        ``(image, spine_table)``. Stacks are registered on their maximum projection.
+        ``(image, spine_table)`` (table in that session's pixels).
     times_h : sequence of float, optional
     params : TrackingParams
     spine_params : imagingkit.spines.SpineParams, optional
@@ -282,24 +306,13 @@ def track_sessions(
     transforms = _register(images, params.reference_index)
     lengths: dict[int, float] | None = None
     for i, table in enumerate(tables):
-        if table is None:
-            from imagingkit.spines import SpineParams, detect_spines
-
-            z_step = params.z_step_um if images[i].ndim == 3 else None
-            result = detect_spines(
-                images[i],
-                pixel_size_um=params.pixel_size_um,
-                z_step_um=z_step,
-                params=spine_params or SpineParams(),
+        if table is not None:
+            continue
+        result = _detect(images[i], params, spine_params, i)
+        tables[i] = result.spines
+        if i == params.reference_index and len(result.dendrites):
+            lengths = dict(
+                zip(result.dendrites["dendrite_id"].astype(int), result.dendrites["length_um"], strict=True)
             )
-            tables[i] = result.spines
-            if i == params.reference_index and len(result.dendrites):
-                lengths = dict(
-                    zip(
-                        result.dendrites["dendrite_id"].astype(int),
-                        result.dendrites["length_um"],
-                        strict=False,
-                    )
-                )
     shapes = [img.shape for img in images]
     return track_spines(tables, times, params, transforms, shapes, lengths)

@@ -27,8 +27,9 @@ class PointSeries:
         number, *not* the persistent identity.
     truth : DataFrame
         One row per spine per session: ``spine_id`` (persistent), ``session``, ``present``,
-        ``detected``, ``in_fov`` (inside that session's image), ``det_index`` (row in ``tables[session]`` or -1), ``y_ref, x_ref``
-        (reference-frame pixels), ``dendrite_id``, ``arc_um``.
+        ``detected``, ``in_fov`` (inside that session's image), ``det_index`` (row in
+        ``tables[session]`` or -1), ``y, x`` (true position in that session's pixels),
+        ``y_ref, x_ref`` (reference-frame pixels), ``dendrite_id``, ``arc_um``.
     to_reference : list of callables
         Per session, maps session (y, x) pixels to reference pixels. Only the rigid part of the
         session transform is inverted (like a rigid registration), so warp stays as residual error.
@@ -239,6 +240,8 @@ def simulate_point_series(
                     "detected": det_index >= 0,
                     "in_fov": in_fov,
                     "det_index": det_index,
+                    "y": all_yx[:, 0],
+                    "x": all_yx[:, 1],
                     "y_ref": y_ref,
                     "x_ref": x_ref,
                     "dendrite_id": dend,
@@ -255,3 +258,44 @@ def simulate_point_series(
         pixel_size_um=pixel_size_um,
         times_h=np.asarray(times_h[:n_sessions], float),
     )
+
+
+def true_ids(series: PointSeries, detections: pd.DataFrame) -> np.ndarray:
+    """True spine id of each row of ``detections`` (``session, det_index``), e.g. ``TrackingResult.detections``."""
+    t = series.truth[series.truth["det_index"] >= 0]
+    lookup = pd.Series(
+        t["spine_id"].to_numpy(), index=pd.MultiIndex.from_arrays([t["session"], t["det_index"]])
+    )
+    keys = pd.MultiIndex.from_arrays([detections["session"], detections["det_index"]])
+    return lookup.reindex(keys).fillna(-1).to_numpy(int)
+
+
+def synth_truth_tables(sim, columns: tuple[str, ...] = ("dendrite_id", "arc_um", "intensity_ratio")) -> list:
+    """Ground-truth spine tables of a :func:`imagingkit.synth.simulate_dendrite_sessions` result.
+
+    One table per session with the spines present and inside the image: ``spine_id`` (the
+    persistent true id), ``y, x, z`` (head centre in that session's pixels; z 0 for 2-D) and
+    the truth's ``columns``. Tracking these tables measures tracking errors only.
+    """
+    tables = []
+    for session in range(len(sim.images)):
+        t = sim.truth[(sim.truth["session"] == session) & sim.truth["present"] & sim.truth["in_fov"]]
+        table = t[["spine_id", "y", "x", "z", *columns]].copy()
+        table["z"] = table["z"].fillna(0.0)
+        tables.append(table.reset_index(drop=True))
+    return tables
+
+
+def synth_truth_with_detection(sim, true_ids_per_session: list[np.ndarray]) -> pd.DataFrame:
+    """The synth truth table with a ``detected`` column: the spine has a detection in that session.
+
+    ``true_ids_per_session[s]`` lists the true spine ids matched by session s's detections
+    (-1 for false detections).
+    """
+    truth = sim.truth.copy()
+    detected = np.zeros(len(truth), bool)
+    for session, ids in enumerate(true_ids_per_session):
+        rows = (truth["session"] == session).to_numpy() & truth["spine_id"].isin(ids).to_numpy()
+        detected |= rows
+    truth["detected"] = detected & truth["present"].to_numpy(bool)
+    return truth

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
 import pytest
 import tifffile
 
 from imagingkit.commands.track import add_track_parser
 from imagingkit.errors import DataError, FileFormatError, ParameterError
-from imagingkit.tracking.testing import simulate_point_series
+from imagingkit.synth import simulate_dendrite_sessions
+from imagingkit.tracking.testing import simulate_point_series, synth_truth_tables
 
 
 def run(argv):
@@ -21,18 +21,16 @@ def run(argv):
     return args.func(args)
 
 
-@pytest.fixture
-def sessions(tmp_path):
-    ps = simulate_point_series(
-        n_sessions=3, n_spines=60, shape=(128, 128), n_dendrites=2, drift_px=0, rotation_deg=0
-    )
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    """Three simulated sessions as TIFF images with their true spine tables (IMAGE,SPINES_CSV)."""
+    folder = tmp_path_factory.mktemp("sessions")
+    sim = simulate_dendrite_sessions(n_sessions=3, times_h=(0, 1, 24), shape=(128, 128), seed=4)
     out = []
-    for s, table in enumerate(ps.tables):
-        image = tmp_path / f"s{s}.tif"
-        tifffile.imwrite(image, np.zeros((128, 128), np.uint16))
-        csv = tmp_path / f"s{s}.csv"
-        table.to_csv(csv, index=False)
-        out.append(f"{image},{csv}")
+    for s, (image, table) in enumerate(zip(sim.images, synth_truth_tables(sim), strict=True)):
+        tifffile.imwrite(folder / f"s{s}.tif", image)
+        table.to_csv(folder / f"s{s}.csv", index=False)
+        out.append(f"{folder / f's{s}.tif'},{folder / f's{s}.csv'}")
     return out
 
 
@@ -50,9 +48,6 @@ def test_bad_inputs(sessions, tmp_path):
 
 
 def test_cli_writes_tables_and_figure(sessions, tmp_path):
-    pytest.importorskip("imagingkit.motion", reason="motion room").__dict__.get(
-        "register_sessions"
-    ) or pytest.skip("imagingkit.motion.register_sessions not available yet")
     out = tmp_path / "out"
     assert (
         run(
@@ -87,6 +82,48 @@ def test_cli_writes_tables_and_figure(sessions, tmp_path):
         "density_per_um",
     ]
     assert (out / "tracking.png").stat().st_size > 1000
+    assert turnover["time_h"].tolist() == [0.0, 1.0, 24.0]
+    # true spine ids were given as spine_id: no track mixes spines, (almost) no spine is split
+    present = tracks[tracks["present"]]
+    assert present.groupby("track_id")["spine_id"].nunique().eq(1).all()
+    assert present.groupby("spine_id")["track_id"].nunique().eq(1).mean() >= 0.95
+
+
+def test_cli_through_the_spines_command(sessions, tmp_path, capsys):
+    from imagingkit.cli import main
+
+    bad = [
+        "spines",
+        "track",
+        *sessions[:2],
+        "--times-h",
+        "1,1",
+        "--pixel-size-um",
+        "0.2",
+        "-o",
+        str(tmp_path / "x"),
+    ]
+    assert main(bad) == 1
+    assert capsys.readouterr().err.strip().count("\n") == 0  # one line, no traceback
+    assert not (tmp_path / "x").exists()
+
+    code = main(
+        [
+            "spines",
+            "track",
+            *sessions[:2],
+            "--times-h",
+            "0,1",
+            "--pixel-size-um",
+            "0.2",
+            "--n-boot",
+            "20",
+            "-o",
+            str(tmp_path / "via_cli"),
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "via_cli" / "tracks.csv").is_file()
 
 
 def test_outputs_are_written_from_a_tracking_result(tmp_path):
