@@ -1,0 +1,111 @@
+"""``imagingkit neurons``: detect ROIs and extract their traces from a registered movie."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imagingkit.errors import FileFormatError, MissingFileError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "neurons",
+        help="detect neuron (or small-process) ROIs and extract F, Fneu, dF/F and spikes",
+        description=(
+            "Detect ROIs in a registered movie (or the output folder of `imagingkit register`, whose "
+            "shifts.csv bad frames are then excluded) and write rois.csv, roi_labels.tif and traces.npz."
+        ),
+    )
+    parser.add_argument(
+        "source", metavar="MOVIE_OR_REGDIR", help="registered movie, or a register output folder"
+    )
+    parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder")
+    parser.add_argument("--engine", choices=("builtin", "suite2p"), default="builtin")
+    parser.add_argument(
+        "--diameter", type=float, default=None, metavar="PX", help="expected ROI diameter (pixels)"
+    )
+    parser.add_argument("--mode", choices=("soma", "small"), default="soma")
+    parser.add_argument("--frame-rate-hz", type=float, default=None, help="override the file's frame rate")
+    parser.add_argument(
+        "--cell-threshold", type=float, default=0.5, help="cell_prob at or above which is_cell"
+    )
+    parser.add_argument("--plane", type=int, default=0)
+    parser.add_argument("--channel", type=int, default=0)
+    parser.set_defaults(func=run)
+
+
+def open_movie(path: Path, frame_rate_hz: float | None = None):
+    """Open a movie lazily with :func:`imagingkit.io.open_recording`."""
+    from imagingkit.io import open_recording
+
+    overrides = {} if frame_rate_hz is None else {"frame_rate_hz": frame_rate_hz}
+    return open_recording(path, **overrides)
+
+
+def bad_frames_from_shifts(path: Path, n_frames: int, plane: int = 0) -> np.ndarray:
+    """(T,) bool bad frames from a register ``shifts.csv`` (columns frame, plane, ..., bad)."""
+    table = pd.read_csv(path)
+    for column in ("frame", "bad"):
+        if column not in table.columns:
+            raise FileFormatError(
+                f"{path}: missing column {column!r} (expected frame, plane, dy, dx, corr, bad)"
+            )
+    if "plane" in table.columns:
+        table = table[table["plane"] == plane]
+    bad = np.zeros(n_frames, bool)
+    frames = table["frame"].to_numpy(int)
+    if frames.size and (frames.min() < 0 or frames.max() >= n_frames):
+        raise FileFormatError(f"{path}: frame numbers outside 0..{n_frames - 1}")
+    bad[frames] = table["bad"].astype(str).str.lower().isin(("true", "1", "1.0")).to_numpy()
+    return bad
+
+
+def resolve_source(source: Path) -> tuple[Path, Path | None]:
+    """The movie file and the shifts.csv (or None) for a movie path or a register folder."""
+    if not source.exists():
+        raise MissingFileError(f"{source}: no such file or folder")
+    if source.is_dir() and (source / "registered.tif").is_file():
+        shifts = source / "shifts.csv"
+        return source / "registered.tif", shifts if shifts.is_file() else None
+    return source, None
+
+
+def run(args: argparse.Namespace) -> int:
+    from imagingkit.neurons import (
+        DetectionParams,
+        ExtractionParams,
+        detect_rois,
+        extract_traces,
+        write_results,
+    )
+
+    movie_path, shifts_path = resolve_source(Path(args.source))
+    recording = open_movie(movie_path, args.frame_rate_hz)
+    bad = None if shifts_path is None else bad_frames_from_shifts(shifts_path, recording.n_frames, args.plane)
+    detection = DetectionParams(
+        mode=args.mode,
+        diameter_px=args.diameter,
+        frame_rate_hz=args.frame_rate_hz,
+        plane=args.plane,
+        channel=args.channel,
+    )
+    rois = detect_rois(
+        recording, detection, engine=args.engine, bad_frames=bad, cell_threshold=args.cell_threshold
+    )
+    traces = extract_traces(
+        recording,
+        rois,
+        ExtractionParams(plane=args.plane, channel=args.channel),
+        bad_frames=bad,
+        frame_rate_hz=args.frame_rate_hz,
+    )
+    out = write_results(rois, traces, args.out)
+    n_bad = 0 if bad is None else int(bad.sum())
+    print(
+        f"{rois.n_rois} ROIs ({int(rois.is_cell.sum())} cells), {recording.n_frames} frames ({n_bad} bad) -> {out}"
+    )
+    return 0

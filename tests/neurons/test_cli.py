@@ -1,0 +1,54 @@
+"""The `imagingkit neurons` command."""
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from imagingkit.cli import main
+from imagingkit.neurons.io import read_label_image, read_rois_csv, read_traces
+from tests.neurons.fixtures import small_movie
+
+
+def test_cli_on_register_folder_uses_bad_frames(tmp_path, capsys):
+    movie, fp, _, _ = small_movie(n_frames=900, noise_sd=5.0)
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    tifffile.imwrite(reg / "registered.tif", movie.astype(np.float32))
+    bad = np.zeros(900, bool)
+    bad[[10, 11, 500]] = True
+    pd.DataFrame({"frame": np.arange(900), "plane": 0, "dy": 0.0, "dx": 0.0, "corr": 1.0, "bad": bad}).to_csv(
+        reg / "shifts.csv", index=False
+    )
+    code = main(
+        ["neurons", str(reg), "-o", str(tmp_path / "out"), "--diameter", "10", "--frame-rate-hz", "30"]
+    )
+    assert code == 0
+    table = read_rois_csv(tmp_path / "out" / "rois.csv")
+    assert len(table) >= 4
+    labels = read_label_image(tmp_path / "out" / "roi_labels.tif")
+    assert labels.shape == (64, 64) and labels.max() == len(table)
+    traces = read_traces(tmp_path / "out" / "traces.npz")
+    assert traces["F"].shape == (len(table), 900)
+    assert np.isnan(traces["dff"][:, bad]).all() and np.isfinite(traces["dff"][:, ~bad]).all()
+    np.testing.assert_allclose(traces["time_s"][:3], [0, 1 / 30, 2 / 30])
+    assert "ROIs" in capsys.readouterr().out
+
+
+def test_cli_blank_movie_gives_empty_outputs(tmp_path):
+    path = tmp_path / "blank.tif"
+    tifffile.imwrite(path, np.full((100, 32, 40), 7, np.uint16))
+    assert main(["neurons", str(path), "-o", str(tmp_path / "out"), "--frame-rate-hz", "10"]) == 0
+    table = read_rois_csv(tmp_path / "out" / "rois.csv")
+    assert len(table) == 0
+    assert list(table.columns) == ["roi_id", "y", "x", "npix", "radius_px", "cell_prob", "is_cell"]
+    labels = read_label_image(tmp_path / "out" / "roi_labels.tif")
+    assert labels.shape == (32, 40) and not labels.any()
+    traces = read_traces(tmp_path / "out" / "traces.npz")
+    assert traces["F"].shape == (0, 100) and traces["spikes"].dtype == np.float32
+
+
+def test_cli_missing_input_is_one_line_error(tmp_path, capsys):
+    assert main(["neurons", str(tmp_path / "nope.tif"), "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "nope.tif" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
