@@ -10,12 +10,19 @@ Prints a table and writes ``benchmarks/results/bench_stim.json`` and
    true sub-frame sample time with GCaMP6f kernels (tests/stim/simdata.py).
 2. Latency error with and without sub-frame timing for ROIs in the top and
    bottom quarter of the frame.
-3. A full :mod:`imagingkit.synth` recording (movie, light artifacts, DAQ
-   triggers, neuropil): events from raw triggers, artifact lines from the movie,
-   responders (sham permutation test) and latency against truth.
+3. Full :mod:`imagingkit.synth` recordings (movie, light artifacts, DAQ
+   triggers, neuropil, overlapping somata) through
+   :func:`imagingkit.stim.analysis.analyse_responses`: events from raw
+   triggers, artifact lines from the movie, responders (Wilcoxon, shuffled-
+   event-times permutation, sham permutation) on raw F, neuropil-corrected
+   F - 0.7 Fneu and demixed traces (imagingkit.neurons.extract_traces with the
+   true footprints, tests/stim/simdata.py), with and without the artifact mask;
+   FPR also among non-responders without cross-talk from a responder; latency
+   error of both onset methods, and on noiseless calcium.
 4. Speed: 1,000 ROIs x 200 trials x 100 samples, trial extraction + statistics
-   including a 999-resample permutation test, against a per-ROI loop of
-   ``scipy.stats.permutation_test`` (the obvious baseline), extrapolated.
+   including the 999-resample permutation tests (sign-flip, shuffled event
+   times), against a per-ROI loop of ``scipy.stats.permutation_test`` (the
+   obvious baseline), extrapolated.
 """
 
 from __future__ import annotations
@@ -88,66 +95,93 @@ def bench_latency(n_rois, seed):
     return out
 
 
-def bench_synth(n_frames):
-    from imagingkit.stim.artifacts import (
-        apply_mask,
-        detect_light_artifacts,
-        line_brightness,
-        roi_artifact_mask,
-    )
-    from imagingkit.stim.events import select_in_recording
+def bench_synth(n_frames, seeds):
+    """The full imagingkit.synth chain through :func:`imagingkit.stim.analysis.analyse_responses`."""
+    import pandas as pd
+
+    from imagingkit.stim.analysis import analyse_responses
+    from imagingkit.stim.artifacts import ArtifactParams
     from imagingkit.stim.sources import label_sham_trials
-    from imagingkit.stim.timing import line_times
     from imagingkit.stim.triggers import PulseParams, events_from_triggers
     from imagingkit.synth import StimProtocol, simulate_functional
+    from tests.stim.simdata import synth_traces
 
-    sim = simulate_functional(
-        n_frames=n_frames,
-        shape_yx=(96, 96),
-        n_cells=40,
-        frame_rate_hz=30.0,
-        seed=4,
-        stim=StimProtocol(
-            n_pulses=5, frequency_hz=20.0, inter_trial_interval_s=2.5, iti_jitter_s=0.3, sham_fraction=0.2
-        ),
-    )
-    truth, rec = sim.truth, sim.recording
-    fp = truth.footprints.reshape(truth.n_rois, -1)
-    fp = fp / fp.sum(axis=1, keepdims=True)
-    traces = (fp @ sim.movie[:, 0, 0].reshape(n_frames, -1).astype(np.float32).T).astype(np.float32)
-    params = PulseParams(max_gap_s=0.1)
-    stim = events_from_triggers(truth.triggers[:, 1], truth.trigger_rate_hz, params)
-    trial = events_from_triggers(truth.triggers[:, 2], truth.trigger_rate_hz, params)
-    events = label_sham_trials(trial, stim)
-    onset_err = np.abs(events["onset_s"].to_numpy() - truth.events["onset_s"].to_numpy())
-    bright = line_brightness(rec)
-    lines = line_times(rec.frame_times_s, bright.shape[1], rec.line_period_s)
-    mask = detect_light_artifacts(bright, events, lines, rec.line_period_s)
-    y = truth.centroids_yx[:, 0]
-    times = roi_sample_times(rec.frame_times_s, y, line_period_s=rec.line_period_s)
-    events = select_in_recording(events, rec.frame_times_s, window_s=(-1, 1)).events
-    out = {
+    rows, latency = [], []
+    for seed in seeds:
+        sim = simulate_functional(
+            n_frames=n_frames, shape_yx=(96, 96), n_cells=40, frame_rate_hz=30.0, seed=seed,
+            stim=StimProtocol(
+                n_pulses=5, frequency_hz=20.0, inter_trial_interval_s=2.5, iti_jitter_s=0.3, sham_fraction=0.2
+            ),
+        )  # fmt: skip
+        truth = sim.truth
+        extracted = synth_traces(sim)
+        params = PulseParams(max_gap_s=0.1)
+        stim = events_from_triggers(truth.triggers[:, 1], truth.trigger_rate_hz, params)
+        trial = events_from_triggers(truth.triggers[:, 2], truth.trigger_rate_hz, params)
+        events = label_sham_trials(trial, stim)
+        onset_err = np.abs(events["onset_s"].to_numpy() - truth.events["onset_s"].to_numpy())
+        rois = pd.DataFrame(
+            {"roi_id": np.arange(truth.n_rois), "y": truth.centroids_yx[:, 0], "x": truth.centroids_yx[:, 1],
+             "radius_px": extracted.radius_px}
+        )  # fmt: skip
+        real, resp = truth.responsive, truth.responsive != 0
+        clean = (real == 0) & (extracted.crosstalk < 0.05)
+        for trace, margin in (("F", 0.0), ("corrected", 20.0), ("demixed", 20.0)):
+            for masked in (True, False):
+                for test in ("wilcoxon", "shuffle", "sham"):
+                    result = analyse_responses(
+                        getattr(extracted, trace), None, rois, events, recording=sim.recording,
+                        window=WindowParams(input_kind="raw"), stats=StatsParams(test=test),
+                        artifacts=ArtifactParams(margin_px=margin) if masked else None,
+                    )  # fmt: skip
+                    pred = result.table["direction"].to_numpy()
+                    f1, fpr = scores(pred, real)
+                    rows.append(
+                        {
+                            "seed": seed, "trace": trace, "masked": masked, "test": test, "f1": f1, "fpr": fpr,
+                            "fpr_no_crosstalk": float(np.mean(pred[clean] != 0)),
+                            "n_trials": result.report["n_trials"], "n_stim": int(resp.sum()),
+                            "onset_max_error_us": float(onset_err.max() * 1e6),
+                            "artifact_lines": result.report["artifact_lines"],
+                            "artifact_lines_true": int(truth.artifact_mask.sum()),
+                        }
+                    )  # fmt: skip
+            for method in ("fraction", "departure"):
+                result = analyse_responses(
+                    getattr(extracted, trace), None, rois, events, recording=sim.recording,
+                    window=WindowParams(input_kind="raw"), stats=StatsParams(latency_method=method),
+                    artifacts=ArtifactParams(margin_px=margin),
+                )  # fmt: skip
+                err = result.table["latency_s"].to_numpy() - truth.latency_s
+                latency.append(
+                    {"seed": seed, "trace": trace, "method": method,
+                     "excited_median_ms": float(np.nanmedian(err[real > 0]) * 1e3),
+                     "excited_mae_ms": float(np.nanmedian(np.abs(err[real > 0])) * 1e3),
+                     "inhibited_median_ms": float(np.nanmedian(err[real < 0]) * 1e3)}
+                )  # fmt: skip
+        # noiseless calcium: the bias of the latency definition itself (no noise, no masking)
+        for method in ("fraction", "departure"):
+            result = analyse_responses(
+                truth.calcium, None, rois, events, recording=sim.recording, artifacts=None,
+                stats=StatsParams(latency_method=method),
+            )  # fmt: skip
+            err = result.table["latency_s"].to_numpy() - truth.latency_s
+            latency.append(
+                {"seed": seed, "trace": "noiseless calcium", "method": method,
+                 "excited_median_ms": float(np.nanmedian(err[real > 0]) * 1e3),
+                 "excited_mae_ms": float(np.nanmedian(np.abs(err[real > 0])) * 1e3),
+                 "inhibited_median_ms": float(np.nanmedian(err[real < 0]) * 1e3)}
+            )  # fmt: skip
+    table = pd.DataFrame(rows).groupby(["trace", "masked", "test"], sort=False).mean(numeric_only=True)
+    lat = pd.DataFrame(latency).groupby(["trace", "method"], sort=False).mean(numeric_only=True)
+    return {
         "n_frames": n_frames,
-        "n_trials": len(events),
-        "n_responsive_true": int((truth.responsive != 0).sum()),
-        "onset_max_error_us": float(onset_err.max() * 1e6),
+        "seeds": list(seeds),
         "line_period_us": float(truth.line_period_s * 1e6),
-        "artifact_recall": float(mask[truth.artifact_mask].mean()),
-        "artifact_false_lines": int((mask & ~truth.artifact_mask).sum()),
+        "detection": table.drop(columns="seed").reset_index().to_dict(orient="records"),
+        "latency": lat.drop(columns="seed").reset_index().to_dict(orient="records"),
     }
-    for masked in (True, False):
-        x = apply_mask(traces, roi_artifact_mask(mask, y - 7, y + 7)) if masked else traces
-        tr = trial_responses(x, times, events, WindowParams(input_kind="raw"))
-        for test in ("sham", "wilcoxon"):
-            table = response_statistics(tr, StatsParams(test=test))
-            f1, fpr = scores(table["direction"].to_numpy(), truth.responsive)
-            key = f"{'masked' if masked else 'unmasked'}_{test}"
-            out[f"{key}_f1"], out[f"{key}_fpr"] = f1, fpr
-        resp = truth.responsive != 0
-        out[f"{'masked' if masked else 'unmasked'}_latency_median_error_ms"] = float(
-            np.nanmedian(table["latency_s"].to_numpy()[resp] - truth.latency_s[resp]) * 1e3
-        )
-    return out
 
 
 def speed_data(n_rois=1000, n_trials=200, seed=0):
@@ -173,13 +207,15 @@ def bench_speed(repeats: int):
     traces, times, events = speed_data()
     window = WindowParams(baseline_s=(-1.0, 0.0), response_s=(0.0, 2.3), sample_period_s=1 / 30)
     out = {}
-    for test in ("sign_flip", "wilcoxon"):
+    for test in ("sign_flip", "wilcoxon", "shuffle"):
         best = np.inf
         for _ in range(repeats):
             t0 = time.perf_counter()
             trials = trial_responses(traces, times, events, window)
             t1 = time.perf_counter()
-            response_statistics(trials, StatsParams(test=test, n_permutations=999))
+            response_statistics(
+                trials, StatsParams(test=test, n_permutations=999), traces=traces, sample_times_s=times
+            )
             t2 = time.perf_counter()
             if t2 - t0 < best:
                 best, split = t2 - t0, (t1 - t0, t2 - t1)
@@ -240,7 +276,7 @@ def main(argv=None) -> int:
         seeds=(0,) if quick else (0, 1, 2),
     )
     result["latency"] = bench_latency(n_rois=200 if quick else 600, seed=1)
-    result["synth"] = bench_synth(1800 if quick else 6000)
+    result["synth"] = bench_synth(1800 if quick else 3000, seeds=(4,) if quick else (0, 1, 2, 3, 4, 5))
     result["speed"] = bench_speed(repeats=1 if quick else 3)
     result["wall_s"] = time.perf_counter() - t
     plot_f1(result["f1_grid"], RESULTS / "bench_stim_f1.png")
@@ -259,12 +295,32 @@ def main(argv=None) -> int:
             f"  {key:<12} {lat[f'{key}_top_bias_ms']:>8.1f} / {lat[f'{key}_bottom_bias_ms']:<8.1f}"
             f" {lat[f'{key}_top_mae_ms']:>8.1f} / {lat[f'{key}_bottom_mae_ms']:<8.1f}"
         )
-    print("\nimagingkit.synth recording (raw F through true footprints, neuropil included)")
-    for k, v in result["synth"].items():
-        print(f"  {k:<40} {v:.4g}" if isinstance(v, float) else f"  {k:<40} {v}")
+    syn = result["synth"]
+    print(
+        f"\nimagingkit.synth recordings ({syn['n_frames']} frames, seeds {syn['seeds']}): responders, mean over seeds"
+    )
+    print(f"  {'trace':<10} {'masked':<7} {'test':<9} {'F1':>6} {'FPR':>6} {'FPR clean':>9} {'trials':>6}")
+    for r in syn["detection"]:
+        print(
+            f"  {r['trace']:<10} {r['masked']!s:<7} {r['test']:<9} {r['f1']:>6.3f} {r['fpr']:>6.3f}"
+            f" {r['fpr_no_crosstalk']:>9.3f} {r['n_trials']:>6.1f}"
+        )
+    r0 = syn["detection"][0]
+    print(
+        f"  onsets from 10 kHz triggers: max error {r0['onset_max_error_us']:.0f} us (line {syn['line_period_us']:.0f} us);"
+        f" artifact lines {r0['artifact_lines']:.0f} found / {r0['artifact_lines_true']:.0f} true"
+    )
+    print(
+        f"  latency error (ms)  {'trace':<18} {'method':<10} {'exc median':>10} {'exc MAE':>8} {'inh median':>10}"
+    )
+    for r in syn["latency"]:
+        print(
+            f"  {'':<19} {r['trace']:<18} {r['method']:<10} {r['excited_median_ms']:>10.1f}"
+            f" {r['excited_mae_ms']:>8.1f} {r['inhibited_median_ms']:>10.1f}"
+        )
     sp = result["speed"]
     print(f"\nSpeed {sp['shape']} (ROIs, trials, samples), best of runs")
-    for test in ("sign_flip", "wilcoxon"):
+    for test in ("sign_flip", "wilcoxon", "shuffle"):
         print(
             f"  {test:<10} total {sp[f'{test}_total_s']:.2f} s (extract {sp[f'{test}_extract_s']:.2f} s,"
             f" stats {sp[f'{test}_stats_s']:.2f} s)"

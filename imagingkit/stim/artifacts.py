@@ -38,18 +38,28 @@ class ArtifactParams:
         Only lines scanned during an event can be flagged (recommended).
     chunk_frames : int
         Frames per block when streaming a recording.
+    margin_px : float
+        Rows beyond each ROI (above and below its radius) whose contamination
+        also masks the ROI. 0 for raw ROI fluorescence; for neuropil-corrected
+        traces (``F - r * Fneu``, ``dff``) the neuropil annulus extends the
+        ROI's reach, and light on the annulus' lines enters the trace as a
+        negative transient: use the annulus' outer distance (about 20 px for
+        the default annulus of :mod:`imagingkit.neurons`).
     """
 
     z_threshold: float = 5.0
     pad_s: float = 0.002
     require_event_sync: bool = True
     chunk_frames: int = 256
+    margin_px: float = 0.0
 
     def __post_init__(self):
         if not self.z_threshold > 0:
             raise ParameterError(f"ArtifactParams.z_threshold must be positive, got {self.z_threshold}")
         if self.pad_s < 0 or self.chunk_frames < 1:
             raise ParameterError("ArtifactParams.pad_s must be >= 0 and chunk_frames >= 1")
+        if self.margin_px < 0:
+            raise ParameterError(f"ArtifactParams.margin_px must be >= 0, got {self.margin_px}")
 
 
 def line_brightness_from_movie(movie: np.ndarray) -> np.ndarray:

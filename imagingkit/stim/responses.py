@@ -241,13 +241,11 @@ def _rebaseline(result: TrialResponses) -> np.ndarray:
     base = x[:, :, base_idx]
     frac = np.isfinite(base).mean(axis=2)
     b = _nanmean(base, axis=2)
-    b = np.where(frac >= result.params.min_baseline_fraction, b, np.nan)[:, :, None]
+    b = np.where(frac >= result.params.min_baseline_fraction, b, np.nan)[:, :, None].astype(np.float32)
+    out = np.subtract(x, b, dtype=np.float32)  # a new array: the caller's data stay untouched
     with np.errstate(invalid="ignore", divide="ignore"):
-        if result.params.input_kind == "raw":
-            out = (x - b) / b
-        else:
-            out = (x - b) / (1.0 + b)
-    return out.astype(np.float32)
+        out /= b if result.params.input_kind == "raw" else (1.0 + b)
+    return out
 
 
 def sort_by_response(

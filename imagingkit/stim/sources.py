@@ -77,15 +77,20 @@ def events_from_times(
     times_s: np.ndarray,
     *,
     max_gap_s: float = 0.5,
+    pulse_duration_s: float = 0.0,
     site: str = "",
     condition: str = STIM,
     source: str = "trigger times",
 ) -> pd.DataFrame:
     """Events from trigger-edge timestamps: edges closer than ``max_gap_s`` form one train.
 
-    ``duration_s`` spans first to last edge; ``frequency_hz`` is 1 / median
-    inter-edge interval (NaN for single edges).
+    ``duration_s`` spans first to last edge plus ``pulse_duration_s`` (timestamps
+    mark pulse starts only; give the pulse length so that the last pulse's light
+    is inside the event, e.g. for light-artifact detection); ``frequency_hz`` is
+    1 / median inter-edge interval (NaN for single edges).
     """
+    if pulse_duration_s < 0:
+        raise ParameterError(f"pulse_duration_s must be >= 0, got {pulse_duration_s}")
     times = np.sort(np.asarray(times_s, dtype=float).ravel())
     times = times[np.isfinite(times)]
     if times.size == 0:
@@ -95,7 +100,7 @@ def events_from_times(
     for k in range(train[-1] + 1):
         t = times[train == k]
         onset.append(t[0])
-        duration.append(t[-1] - t[0])
+        duration.append(t[-1] - t[0] + pulse_duration_s)
         n_pulses.append(len(t))
         freq.append(1.0 / np.median(np.diff(t)) if len(t) > 1 else np.nan)
     return make_events(

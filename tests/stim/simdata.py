@@ -111,3 +111,39 @@ def simulate_triggers(sim: types.SimpleNamespace, rate_hz: float = 10_000.0, see
         rate_hz=rate_hz,
         rng=np.random.default_rng(seed),
     )
+
+
+def synth_traces(sim) -> types.SimpleNamespace:
+    """ROI traces of an :mod:`imagingkit.synth` recording through its TRUE footprints.
+
+    ``F``, ``Fneu``: :func:`imagingkit.neurons.extract_traces` with the true footprints
+    as ROI weights (its neuropil annuli, no deconvolution). ``corrected``: ``F - 0.7 Fneu``.
+    ``demixed``: ``corrected`` with the overlap between footprints undone by least squares:
+    the simulator's somata overlap (PSF-blurred, densely packed), so a ROI's weighted mean
+    also holds a share of its neighbours' light, ``F_i = sum_j (w_i . a_j) f_j``; solving
+    that linear system with the true footprints ``a_j`` recovers each cell's own
+    fluorescence (what a demixing extractor such as CNMF estimates).
+    ``crosstalk``: (n_rois,) largest share of a responder's signal in each ROI's
+    weighted mean (``(w_i . a_j) / (w_i . a_i)``, j responsive, j != i).
+    """
+    from imagingkit.neurons import extract_traces
+    from imagingkit.neurons.params import ExtractionParams
+    from imagingkit.neurons.roiset import RoiSet
+
+    truth = sim.truth
+    rois = RoiSet.from_masks(truth.footprints)
+    traces = extract_traces(sim.recording, rois, ExtractionParams(deconvolve=False))
+    weights = rois.weight_matrix().toarray()
+    footprints = truth.footprints.reshape(truth.n_rois, -1).astype(np.float64)
+    overlap = weights @ footprints.T  # (i, j): light of cell j in ROI i's weighted mean, per unit f_j
+    corrected = traces.F.astype(np.float64) - 0.7 * traces.Fneu
+    share = overlap / np.diag(overlap)[:, None]
+    np.fill_diagonal(share, 0.0)
+    return types.SimpleNamespace(
+        F=traces.F,
+        Fneu=traces.Fneu,
+        corrected=corrected.astype(np.float32),
+        demixed=np.linalg.solve(overlap, corrected).astype(np.float32),
+        crosstalk=(share * (truth.responsive != 0)[None, :]).max(axis=1),
+        radius_px=rois.radius_px,
+    )

@@ -197,3 +197,114 @@ def test_cli_with_scanimage_recording_masks_light_artifacts(synth_stim, tmp_path
     ).mean() >= 0.9  # inhibition in raw F beside stimulated neuropil is weaker: not asserted
     assert not np.any((pred != 0) & (real != 0) & (pred != real))
     # false positives not bounded: raw F carries stimulus-locked neuropil (see test_artifacts_synth.py)
+
+
+def test_cli_multiplane_scanimage_with_aux_trigger_events(tmp_path):
+    """A 2-plane ScanImage series; events from its auxTrigger0 timestamps; ROIs on both planes."""
+    from imagingkit.synth import StimProtocol, simulate_functional
+    from imagingkit.synth.writers import write_scanimage_tiff_series
+
+    sim = simulate_functional(
+        n_frames=900,
+        shape_yx=(64, 64),
+        n_cells=16,
+        n_planes=2,
+        frame_rate_hz=30.0,
+        seed=2,
+        stim=StimProtocol(n_pulses=5, frequency_hz=20.0, inter_trial_interval_s=2.5, iti_jitter_s=0.3),
+    )
+    truth = sim.truth
+    files = write_scanimage_tiff_series(
+        sim.recording,
+        tmp_path / "movie",
+        line_period_s=truth.line_period_s,
+        aux_triggers_s={"auxTrigger0": truth.pulses["start_s"].to_numpy()},
+    )
+    fp = truth.footprints.reshape(truth.n_rois, -1)
+    fp = fp / fp.sum(axis=1, keepdims=True)
+    traces = np.stack(
+        [
+            fp[k] @ sim.movie[:, truth.roi_plane[k], 0].reshape(len(sim.movie), -1).T
+            for k in range(truth.n_rois)
+        ]
+    )
+    neurons = tmp_path / "neurons"
+    neurons.mkdir()
+    np.savez(neurons / "traces.npz", F=traces.astype(np.float32), time_s=truth.frame_times_s[:, 0])
+    pd.DataFrame(
+        {
+            "roi_id": np.arange(truth.n_rois),
+            "y": truth.centroids_yx[:, 0],
+            "x": truth.centroids_yx[:, 1],
+            "radius_px": 7.0,
+            "plane": truth.roi_plane,
+        }
+    ).to_csv(neurons / "rois.csv", index=False)
+    out = tmp_path / "out"
+    code = _run(
+        "--traces", neurons, "--trace", "F", "--recording", files[0], "--events-from", "scanimage-aux",
+        "--pulse-duration", truth.events["pulse_duration_s"].iloc[0], "--max-gap", "0.1", "--test", "shuffle", "-o", out,
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_planes"] == 2 and report["sub_frame_timing"]
+    assert "auxTrigger0" in report["clock"]
+    # light artifacts found in both planes' lines
+    assert report["artifact_lines"] >= 0.9 * truth.artifact_mask.sum()
+    events = pd.read_csv(out / "events.csv")
+    stim = truth.events[truth.events["condition"] == "stim"]
+    inside = stim["onset_s"].between(1.0, truth.frame_times_s[-1, 0] - 1.0)
+    assert len(events) == inside.sum()
+    np.testing.assert_allclose(events["onset_s"], stim.loc[inside, "onset_s"], atol=1e-5)
+    assert (events["n_pulses"] == 5).all()
+    table = pd.read_csv(out / "responses.csv")
+    pred, real = table["direction"].to_numpy(), truth.responsive
+    assert (pred[real > 0] == 1).mean() >= 0.75  # excited cells of both planes (20 trials)
+    assert {0, 1} <= set(truth.roi_plane[(pred == 1) & (real == 1)])
+
+
+def test_cli_neuropil_corrected_traces_and_nwb_events(experiment, tmp_path):
+    pynwb = pytest.importorskip("pynwb")
+    from datetime import UTC, datetime
+
+    from pynwb.ogen import OptogeneticSeries, OptogeneticStimulusSite
+
+    sim, root, neurons = experiment
+    folder = tmp_path / "neurons"
+    folder.mkdir()
+    neuropil = 50 + 5 * np.sin(np.arange(sim.dff.shape[1]) / 40.0)[None, :]
+    np.savez(
+        folder / "traces.npz",
+        F=100 * (1 + sim.dff) + 0.7 * neuropil,  # F - 0.7 Fneu = 100 (1 + dF/F)
+        Fneu=np.repeat(neuropil, len(sim.dff), axis=0),
+        time_s=sim.frame_times_s,
+    )
+    (folder / "rois.csv").write_bytes((neurons / "rois.csv").read_bytes())
+    nwbfile = pynwb.NWBFile("opto", "s1", datetime(2024, 1, 1, tzinfo=UTC))
+    device = nwbfile.create_device("laser")
+    site = OptogeneticStimulusSite(
+        name="VL", device=device, description="ChR2", excitation_lambda=473.0, location="VL"
+    )
+    nwbfile.add_ogen_site(site)
+    rate = 1000.0
+    power_w = np.zeros(int(sim.duration_s * rate))
+    stim = sim.events[sim.events["condition"] == "stim"]
+    for onset in stim["onset_s"]:
+        start = int(round(onset * rate))
+        power_w[start : start + 45] = 0.01
+    nwbfile.add_acquisition(
+        OptogeneticSeries(name="opto", data=power_w, site=site, rate=rate, starting_time=0.0)
+    )
+    with pynwb.NWBHDF5IO(str(tmp_path / "s.nwb"), "w") as io:
+        io.write(nwbfile)
+    out = tmp_path / "out"
+    assert _run("--traces", folder, "--trace", "F-neuropil", "--events", tmp_path / "s.nwb", "-o", out) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["trace"] == "F-neuropil" and report["neuropil_coefficient"] == 0.7
+    assert report["n_trials"] == len(stim) and report["clock"].startswith("NWB")
+    table = pd.read_csv(out / "responses.csv")
+    assert (table["direction"].to_numpy() == sim.truth.responsive).mean() >= 0.95
+    # the neuropil was subtracted: without it the sinusoid would scale every dF/F
+    with np.load(out / "trial_responses.npz") as data:
+        assert np.nanmax(np.abs(np.nanmean(data["dff"][sim.truth.responsive == 0], axis=(0, 1)))) < 0.05
+    assert _run("--traces", folder, "--trace", "F-neuropil", "--events-from", "scanimage-aux", "-o", out) == 1

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imagingkit.errors import DataError
+from imagingkit.errors import DataError, ParameterError
 from imagingkit.stim.events import assign_frames, select_in_recording
 from imagingkit.stim.responses import WindowParams, trial_responses
 from imagingkit.stim.stats import StatsParams, dose_response, response_statistics
@@ -22,7 +22,7 @@ def _analyse(sim, test="wilcoxon", subframe=True, **window):
         sim.frame_times_s, sim.truth.roi_y, line_period_s=sim.line_period_s if subframe else None
     )
     trials = trial_responses(sim.dff, times, sim.events, WindowParams(**window))
-    return trials, response_statistics(trials, StatsParams(test=test))
+    return trials, response_statistics(trials, StatsParams(test=test), traces=sim.dff, sample_times_s=times)
 
 
 def _scores(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -37,7 +37,7 @@ def sim():
     return simulate_trials(n_rois=300, n_trials=N_TRIALS, snr=SNR, seed=11)
 
 
-@pytest.mark.parametrize("test", ["wilcoxon", "sign_flip"])
+@pytest.mark.parametrize("test", ["wilcoxon", "sign_flip", "shuffle"])
 def test_responder_detection_f1_and_false_positive_rate(sim, test):
     _, table = _analyse(sim, test)
     f1, fpr = _scores(table["direction"].to_numpy(), sim.truth.responsive)
@@ -164,3 +164,69 @@ def test_sign_flip_matches_scipy_permutation_test():
     ).pvalue
     monte_carlo_sd = 2 * np.sqrt(exact * (1 - exact) / n_perm) + 1 / n_perm
     assert np.all(np.abs(ours - exact) <= 4 * monte_carlo_sd)
+
+
+def test_shuffled_event_times_test_is_calibrated_under_the_null():
+    """Pure noise with slow drift: shuffle-test p-values are near uniform (slightly conservative)."""
+    rng = np.random.default_rng(3)
+    n_rois, n_frames, rate = 400, 9000, 30.0
+    t = np.arange(n_frames) / rate
+    drift = np.cumsum(rng.normal(0, 0.01, (n_rois, n_frames)), axis=1)  # autocorrelated, no response
+    traces = (rng.normal(0, 0.1, (n_rois, n_frames)) + drift).astype(np.float32)
+    events = pd.DataFrame({"onset_s": 3.0 + np.arange(90) * 3.3, "condition": "stim"})
+    trials = trial_responses(traces, t, events)
+    table = response_statistics(trials, StatsParams(test="shuffle"), traces=traces, sample_times_s=t)
+    p = table["p_value"].to_numpy()
+    assert 0.01 <= np.mean(p < 0.05) <= 0.06
+    assert 0.4 <= np.median(p) <= 0.6
+    assert table["responsive"].mean() <= 0.02
+    with pytest.raises(ParameterError, match="shuffle"):
+        response_statistics(trials, StatsParams(test="shuffle"))
+
+
+def test_shuffle_statistic_matches_the_cut_trials():
+    """The shuffle test's observed statistic is the trial delta of trial_responses (same windows)."""
+    from imagingkit.stim.stats import _delta_at_every_onset, trial_deltas
+
+    sim = simulate_trials(n_rois=20, n_trials=15, snr=3.0, seed=4)
+    onsets = np.round(sim.events["onset_s"].to_numpy() * sim.frame_rate_hz) / sim.frame_rate_hz
+    events = sim.events.assign(onset_s=onsets)  # on the frame grid: no interpolation difference
+    window = WindowParams(sample_period_s=1 / sim.frame_rate_hz)
+    trials = trial_responses(sim.dff, sim.frame_times_s, events, window)
+    delta = _delta_at_every_onset(sim.dff, (30, sim.dff.shape[1] - 31), (-30, 0), (0, 31), window)
+    frames = np.round(onsets * sim.frame_rate_hz).astype(int) - 30
+    np.testing.assert_allclose(delta[frames].T, trial_deltas(trials), atol=2e-5)
+
+
+def test_departure_latency_on_a_pulse_train():
+    """10 %-of-peak is late on a 5-pulse train whose peak builds up; the departure method is not."""
+    from imagingkit.stim.stats import response_timing
+    from imagingkit.synth.indicators import get_indicator
+
+    ind = get_indicator("GCaMP6f")
+    time = np.arange(-1.0, 1.0, 0.001)
+    latency = np.array([0.01, 0.03, 0.06])
+    lag = time[None, :] - latency[:, None]
+    train = sum(np.where(lag - k / 20 > 0, ind.kernel(np.maximum(lag - k / 20, 0)), 0) for k in range(5))
+    noise = np.random.default_rng(0).normal(0, 0.002, train.shape)
+    x = train / train.max(axis=1, keepdims=True) * 0.5 + noise
+    kw = dict(baseline_s=(-1.0, 0.0))
+    frac, _, _ = response_timing(x, time, (0.0, 1.0), np.ones(3), 0.1, method="fraction", **kw)
+    dep, _, _ = response_timing(x, time, (0.0, 1.0), np.ones(3), 0.1, method="departure", **kw)
+    assert np.all(frac - latency > 0.015)
+    assert np.all(np.abs(dep - latency) < 0.005)
+
+
+def test_analysis_refuses_a_recording_of_another_length(sim):
+    from imagingkit.io import from_array
+    from imagingkit.stim.analysis import analyse_responses
+
+    rois = pd.DataFrame({"roi_id": np.arange(len(sim.dff)), "y": sim.truth.roi_y, "x": sim.truth.roi_x})
+    movie = from_array(np.zeros((len(sim.frame_times_s) - 3, 8, 8), np.uint16), frame_rate_hz=30.0)
+    with pytest.raises(
+        DataError, match=f"{len(sim.frame_times_s) - 3} frames but traces has {len(sim.frame_times_s)}"
+    ):
+        analyse_responses(sim.dff, sim.frame_times_s, rois, sim.events, recording=movie)
+    result = analyse_responses(sim.dff, sim.frame_times_s, rois, sim.events, line_period_s=sim.line_period_s)
+    assert result.report["sub_frame_timing"] and result.roi_mask is None
+    np.testing.assert_allclose(result.sample_times_s, sim.sample_times_s)
