@@ -295,7 +295,9 @@ class Recording:
             if size.size == 1:
                 size = np.repeat(size, 2)
             if size.size != 2 or np.any(size <= 0):
-                raise ParameterError(f"pixel_size_um must be one or two positive numbers, got {overrides['pixel_size_um']}")
+                raise ParameterError(
+                    f"pixel_size_um must be one or two positive numbers, got {overrides['pixel_size_um']}"
+                )
             values["pixel_size_um"] = (float(size[0]), float(size[1]))
         for key in ("frame_rate_hz", "volume_rate_hz"):
             if values.get(key) is not None and not values[key] > 0:
@@ -318,7 +320,9 @@ class Recording:
         if rates_changed:
             new = dataclasses.replace(
                 new,
-                frame_times_s=derive_frame_times(new.n_frames, new.n_planes, new.frame_rate_hz, new.volume_rate_hz),
+                frame_times_s=derive_frame_times(
+                    new.n_frames, new.n_planes, new.frame_rate_hz, new.volume_rate_hz
+                ),
                 timestamps_from_file=False,
             )
         return new
@@ -386,7 +390,9 @@ def from_array(
     """
     dims = dims.upper()
     if set(dims) - set(DIMS_SHORT) or "Y" not in dims or "X" not in dims or len(set(dims)) != len(dims):
-        raise ParameterError(f"dims must use each of T, Z, C, Y, X at most once and include Y and X, got {dims!r}")
+        raise ParameterError(
+            f"dims must use each of T, Z, C, Y, X at most once and include Y and X, got {dims!r}"
+        )
     if len(dims) != array.ndim:
         raise ParameterError(f"dims {dims!r} has {len(dims)} axes but the array has {array.ndim}")
     full = array
