@@ -16,9 +16,7 @@ import argparse
 from pathlib import Path
 
 from imagingkit.errors import ParameterError
-
-#: default artifact margin (rows beyond the ROI radius) for traces that contain the neuropil annulus
-NEUROPIL_MARGIN_PX = 20.0
+from imagingkit.stim.artifacts import NEUROPIL_MARGIN_PX
 
 
 def add_parser(subparsers) -> None:

@@ -23,6 +23,11 @@ from imagingkit.errors import DataError, ParameterError
 _MAD_TO_SD = 1.4826
 
 
+#: Default artifact margin (rows beyond the ROI radius) for traces that include the neuropil
+#: annulus (neuropil-subtracted F, dF/F): light on the annulus lines contaminates them too.
+NEUROPIL_MARGIN_PX = 20.0
+
+
 @dataclasses.dataclass(frozen=True)
 class ArtifactParams:
     """Light-artifact detection.

@@ -13,7 +13,8 @@ Trigger-file formats read by :func:`read_trigger_file`
     A (n_samples,) or (n_samples, n_channels) array; ``rate_hz`` must be given.
     Channels are named "0", "1", ... unless ``channel_names`` is given.
 ``.npz``
-    Either an array ``traces`` (n_samples, n_channels) with optional
+    Either an array ``traces`` (or ``triggers``, as the simulator writes) of shape
+    (n_samples, n_channels) with optional
     ``channels`` (names) and ``rate_hz`` (scalar), or one 1-D array per channel
     (the key is the channel name) plus an optional scalar ``rate_hz``.
 ``.csv`` / ``.tsv`` / ``.txt``
@@ -385,16 +386,17 @@ def _read_npz(path: Path):
     with np.load(path, allow_pickle=False) as data:
         keys = list(data.keys())
         rate = float(data["rate_hz"]) if "rate_hz" in keys else None
-        if "traces" in keys:
+        t0 = float(data["t0_s"]) if "t0_s" in keys else 0.0
+        array_key = next((k for k in ("traces", "triggers") if k in keys), None)
+        if array_key is not None:
             names = tuple(str(n) for n in data["channels"]) if "channels" in keys else None
-            return data["traces"], names, rate, 0.0
+            return data[array_key], names, rate, t0
         channels = [k for k in keys if k not in ("rate_hz", "channels", "t0_s") and data[k].ndim == 1]
         if not channels:
             raise FileFormatError(f"{path}: no 'traces' array and no 1-D channel arrays (keys: {keys})")
         lengths = {len(data[k]) for k in channels}
         if len(lengths) != 1:
             raise FileFormatError(f"{path}: channel arrays differ in length {sorted(lengths)}")
-        t0 = float(data["t0_s"]) if "t0_s" in keys else 0.0
         return np.stack([data[k] for k in channels], axis=1), tuple(channels), rate, t0
 
 
