@@ -1,0 +1,423 @@
+"""Dendrite tracing: shaft segmentation, skeleton graph (skan) and arc-length centrelines.
+
+Tracing runs on the 2D image (for a z-stack: its maximum projection, so dendrites are
+assumed to run mostly laterally); the centreline of a stack is then lifted to 3D by
+finding the brightest plane along it. Steps: denoise (Gaussian or non-local means),
+ridge enhancement (Sato, Meijering or Frangi at the expected shaft radius), hysteresis
+threshold on a combined ridge + intensity score in units of robust noise sigma, removal
+of small objects, skeletonisation, pruning of short terminal branches (spines and
+spine-like spurs) with :class:`skan.Skeleton`, and joining of branches through
+junctions by direction, so a dendrite that crosses another stays one dendrite and a
+side branch becomes its own dendrite.
+
+Arc-length convention: along each dendrite, arc 0 is at the end from which the dendrite
+runs towards +x (or towards +y when it runs more vertically than horizontally).
+Dendrite ids are numbered by decreasing length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+import skan
+from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
+from skimage import filters, morphology, restoration
+
+from imagingkit.errors import ParameterError
+from imagingkit.spines.image import PreparedImage
+
+CENTRELINE_COLUMNS = ("dendrite_id", "point", "y", "x", "z", "arc_um")
+DENDRITE_TRACE_COLUMNS = ("dendrite_id", "length_um", "shaft_radius_um")
+
+
+@dataclasses.dataclass(frozen=True)
+class TraceParams:
+    """Parameters of dendrite tracing.
+
+    Attributes
+    ----------
+    shaft_radius_um : float
+        Expected dendritic shaft radius; sets the ridge-filter scales.
+    denoise : {"gaussian", "nl_means"}
+        Denoising before ridge enhancement (non-local means is slower).
+    ridge_filter : {"sato", "meijering", "frangi"}
+        scikit-image ridge filter.
+    low_sigma, high_sigma : float
+        Hysteresis thresholds of the shaft score, in robust noise sigmas: a
+        pixel is shaft when its score exceeds ``low_sigma`` and it connects to
+        pixels above ``high_sigma``.
+    min_length_um : float
+        Dendrites (and isolated objects) shorter than this are dropped.
+    prune_length_um : float
+        Terminal skeleton branches shorter than this are pruned (they are spines).
+    merge_angle_deg : float
+        Two branches meeting at a junction continue each other when their
+        directions deviate from a straight line by less than this.
+    smooth_px : float
+        Gaussian smoothing (pixels) of the centreline coordinates before arc lengths.
+    junction_um : float
+        Branch ends closer than this meet at one junction; junction-to-junction
+        branches shorter than this (crossings) are bridged.
+    end_trim_um : float
+        Length cut off each dendrite end, where skeletons hook.
+    """
+
+    shaft_radius_um: float = 0.5
+    denoise: str = "gaussian"
+    ridge_filter: str = "sato"
+    low_sigma: float = 4.0
+    high_sigma: float = 10.0
+    min_length_um: float = 5.0
+    prune_length_um: float = 3.0
+    merge_angle_deg: float = 50.0
+    smooth_px: float = 2.0
+    junction_um: float = 1.5
+    end_trim_um: float = 1.0
+
+    def __post_init__(self):
+        if self.denoise not in ("gaussian", "nl_means"):
+            raise ParameterError(
+                f"TraceParams.denoise must be 'gaussian' or 'nl_means', got {self.denoise!r}"
+            )
+        if self.ridge_filter not in ("sato", "meijering", "frangi"):
+            raise ParameterError(
+                f"TraceParams.ridge_filter must be 'sato', 'meijering' or 'frangi', got {self.ridge_filter!r}"
+            )
+        if self.shaft_radius_um <= 0:
+            raise ParameterError(f"TraceParams.shaft_radius_um must be positive, got {self.shaft_radius_um}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DendriteTrace:
+    """Traced dendrites of one image.
+
+    Attributes
+    ----------
+    centreline : DataFrame
+        One row per centreline point, ordered along each dendrite: ``dendrite_id,
+        point, y, x, z, arc_um`` (pixel coordinates, sub-pixel; ``z`` NaN in 2D).
+    dendrites : DataFrame
+        ``dendrite_id, length_um, shaft_radius_um`` (radius filled in by the shaft model).
+    shaft_mask : ndarray of bool
+        (Y, X) segmented shaft (with attached spine heads) in the 2D/projected image.
+    spacing_um : tuple of float
+        Voxel spacing of the traced image, array order.
+    shape : tuple of int
+        Shape of the traced image.
+    """
+
+    centreline: pd.DataFrame
+    dendrites: pd.DataFrame
+    shaft_mask: np.ndarray
+    spacing_um: tuple[float, ...]
+    shape: tuple[int, ...]
+
+    @property
+    def n_dendrites(self) -> int:
+        return len(self.dendrites)
+
+
+def robust_noise_sigma(image: np.ndarray) -> float:
+    """Noise standard deviation from the MAD of neighbouring-pixel differences along x."""
+    diff = np.diff(image.astype(np.float32, copy=False), axis=-1).ravel()
+    return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2.0))
+
+
+def _robust_z(values: np.ndarray) -> np.ndarray:
+    """(values - median) / (1.4826 MAD), computed on a subsample for speed."""
+    flat = values.ravel()
+    sample = flat[:: max(1, flat.size // 200_000)]
+    med = np.median(sample)
+    mad = 1.4826 * np.median(np.abs(sample - med))
+    return (values - med) / max(mad, 1e-12)
+
+
+def denoise_image(image: np.ndarray, sigma_px: float, method: str = "gaussian") -> np.ndarray:
+    """Gaussian or non-local-means denoising of a 2D image."""
+    if method == "nl_means":
+        noise = robust_noise_sigma(image)
+        return restoration.denoise_nl_means(image, h=0.8 * noise, sigma=noise, patch_size=5, patch_distance=6)
+    return ndi.gaussian_filter(image, sigma_px)
+
+
+def segment_shaft(image2d: np.ndarray, pixel_size_um: float, params: TraceParams) -> np.ndarray:
+    """Boolean (Y, X) mask of dendritic shafts (spine heads attached to them may be included)."""
+    radius_px = params.shaft_radius_um / pixel_size_um
+    smooth = denoise_image(image2d, max(0.7, 0.4 * radius_px), params.denoise)
+    sigmas = radius_px * np.array([0.7, 1.0, 1.4])
+    ridge_fn = {"sato": filters.sato, "meijering": filters.meijering, "frangi": filters.frangi}[
+        params.ridge_filter
+    ]
+    ridge = ridge_fn(smooth, sigmas=np.maximum(sigmas, 0.8), black_ridges=False)
+    # The shaft score is the smaller of the ridge and intensity scores (both in robust sigmas),
+    # so a pixel must be both tube-like and bright.
+    score = np.minimum(_robust_z(ridge), _robust_z(smooth))
+    mask = filters.apply_hysteresis_threshold(score, params.low_sigma, params.high_sigma)
+    min_area_px = params.min_length_um * 2.0 * params.shaft_radius_um / pixel_size_um**2
+    mask = morphology.remove_small_objects(mask, max_size=int(min_area_px))
+    mask = morphology.remove_small_holes(mask, max_size=int(4 * radius_px**2 + 4))
+    return mask
+
+
+def _summarize(skel: skan.Skeleton) -> pd.DataFrame:
+    """``skan.summarize`` without its pandas deprecation noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+        return skan.summarize(skel, separator="_")
+
+
+def _prune(skel: skan.Skeleton, params: TraceParams) -> skan.Skeleton | None:
+    """Drop short terminal branches (spines) and short isolated pieces, repeatedly."""
+    for _ in range(10):
+        summary = _summarize(skel)
+        terminal = (summary["branch_type"] == 1) & (summary["branch_distance"] < params.prune_length_um)
+        isolated = (summary["branch_type"] == 0) & (summary["branch_distance"] < params.min_length_um)
+        drop = np.flatnonzero((terminal | isolated).to_numpy())
+        if drop.size == 0:
+            return skel
+        if drop.size == len(summary):
+            return None
+        skel = skel.prune_paths(drop)
+        if not skel.skeleton_image.any():
+            return None
+    return skel
+
+
+def _end_direction(coords: np.ndarray, at_start: bool, spacing: np.ndarray, reach_um: float) -> np.ndarray:
+    """Unit vector pointing from a path end into the path."""
+    pts = coords if at_start else coords[::-1]
+    steps = np.linalg.norm(np.diff(pts, axis=0) * spacing, axis=1)
+    far = int(np.searchsorted(np.cumsum(steps), reach_um)) + 1
+    vec = (pts[min(far, len(pts) - 1)] - pts[0]) * spacing
+    norm = np.linalg.norm(vec)
+    return vec / norm if norm > 0 else vec
+
+
+def _drop_junction_bridges(skel: skan.Skeleton, params: TraceParams) -> list[np.ndarray]:
+    """Branch coordinates without the short junction-to-junction bridges that skeletons form at crossings."""
+    summary = _summarize(skel)
+    bridge = (summary["branch_type"] == 2) & (summary["branch_distance"] < params.junction_um)
+    return [skel.path_coordinates(i).astype(float) for i in range(skel.n_paths) if not bridge.iloc[i]]
+
+
+def _trim_ends(chain: np.ndarray, spacing: np.ndarray, trim_um: float) -> np.ndarray:
+    """Cut ``trim_um`` off both ends (skeleton ends hook towards corners of the shaft)."""
+    arc = _arc_um(chain, spacing)
+    if arc[-1] <= 4 * trim_um:
+        return chain
+    return chain[(arc >= trim_um) & (arc <= arc[-1] - trim_um)]
+
+
+def _join_branches(paths: list[np.ndarray], spacing: np.ndarray, params: TraceParams) -> dict:
+    """Pair branch ends that meet at a junction and continue each other straight on.
+
+    Returns a dict ``(path, end) -> (path, end)`` (end 0 = first point, 1 = last point).
+    """
+    ends = [(i, e, p[0] if e == 0 else p[-1]) for i, p in enumerate(paths) for e in (0, 1)]
+    if len(ends) < 2:
+        return {}
+    points = np.array([pt for *_, pt in ends])
+    tree = cKDTree(points * spacing)
+    # ends within 2 px of each other meet at the same junction
+    adjacency: dict[int, set[int]] = {k: set() for k in range(len(ends))}
+    for a, b in tree.query_pairs(max(2.01 * float(spacing.max()), params.junction_um)):
+        if ends[a][0] != ends[b][0]:
+            adjacency[a].add(b)
+            adjacency[b].add(a)
+    directions = [_end_direction(paths[i], e == 0, spacing, 1.5) for i, e, _ in ends]
+    limit = -np.cos(np.deg2rad(params.merge_angle_deg))
+    candidates = []
+    for a, neighbours in adjacency.items():
+        for b in neighbours:
+            if a < b:
+                cos = float(np.dot(directions[a], directions[b]))
+                if cos < limit:
+                    candidates.append((cos, a, b))
+    joins: dict = {}
+    for _, a, b in sorted(candidates):
+        ka, kb = ends[a][:2], ends[b][:2]
+        if ka in joins or kb in joins:
+            continue
+        joins[ka] = kb
+        joins[kb] = ka
+    return joins
+
+
+def _chains(paths: list[np.ndarray], joins: dict) -> list[np.ndarray]:
+    """Concatenate joined branches into dendrite chains of ordered coordinates."""
+    used = np.zeros(len(paths), bool)
+    chains = []
+    starts = [(i, e) for i in range(len(paths)) for e in (0, 1) if (i, e) not in joins]
+    starts += [(i, 0) for i in range(len(paths))]  # cycles have no free end
+    for i, e in starts:
+        if used[i]:
+            continue
+        pieces = []
+        while not used[i]:
+            used[i] = True
+            p = paths[i] if e == 0 else paths[i][::-1]
+            pieces.append(p if not pieces else p[1:])
+            nxt = joins.get((i, 1 - e))
+            if nxt is None:
+                break
+            i, e = nxt
+        chains.append(np.concatenate(pieces))
+    return chains
+
+
+def _orient(chain: np.ndarray) -> np.ndarray:
+    """Apply the arc convention: run towards +x (or +y for steep dendrites)."""
+    dy, dx = chain[-1, -2:] - chain[0, -2:]
+    forward = dx > 0 if abs(dx) >= abs(dy) else dy > 0
+    return chain if forward else chain[::-1]
+
+
+def _arc_um(coords: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    steps = np.linalg.norm(np.diff(coords, axis=0) * spacing, axis=1)
+    return np.concatenate([[0.0], np.cumsum(steps)])
+
+
+def _recentre(chain: np.ndarray, smooth2d: np.ndarray, radius_px: float, smooth_px: float) -> np.ndarray:
+    """Move centreline points to the intensity centroid across the shaft (the skeleton is pulled by spines)."""
+    offsets = np.arange(-1.5 * radius_px, 1.5 * radius_px + 0.25, 0.5)
+    for _ in range(2):
+        tangent = np.gradient(chain, axis=0)
+        tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+        normal = np.column_stack([tangent[:, 1], -tangent[:, 0]])
+        samples = chain[:, None, :] + offsets[None, :, None] * normal[:, None, :]
+        values = ndi.map_coordinates(smooth2d, samples.reshape(-1, 2).T, order=1, mode="nearest")
+        values = values.reshape(len(chain), len(offsets))
+        lo, hi = values.min(axis=1, keepdims=True), values.max(axis=1, keepdims=True)
+        weights = np.clip(values - 0.5 * (lo + hi), 0, None)
+        shift = (weights * offsets).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-12)
+        shift = ndi.gaussian_filter1d(shift, 2 * smooth_px, mode="nearest")
+        chain = chain + shift[:, None] * normal
+    return chain
+
+
+def _drop_hugging_chains(rows: list, spacing: np.ndarray, params: TraceParams) -> list:
+    """Drop chains (longest first kept) lying mostly within ``prune_length_um`` of a longer one.
+
+    Such chains are loops closed by spine heads or spines along the shaft, not dendrites.
+    """
+    kept: list = []
+    for chain, arc in rows:
+        if kept:
+            others = np.concatenate([c for c, _ in kept]) * spacing
+            dist, _ = cKDTree(others).query(chain * spacing)
+            if np.mean(dist <= params.prune_length_um) > 0.7:
+                continue
+        kept.append((chain, arc))
+    return kept
+
+
+def _lift_to_3d(
+    stack: np.ndarray, yx: np.ndarray, spacing_um: tuple[float, ...], radius_um: float
+) -> np.ndarray:
+    """z (planes, sub-plane) of the shaft centre at each centreline point of a stack."""
+    z_step, py, px = spacing_um
+    sigma = (max(0.5, 0.5 / z_step), radius_um / py, radius_um / px)
+    smooth = ndi.gaussian_filter(stack, sigma)
+    iy = np.clip(np.round(yx[:, 0]).astype(int), 0, stack.shape[1] - 1)
+    ix = np.clip(np.round(yx[:, 1]).astype(int), 0, stack.shape[2] - 1)
+    profiles = smooth[:, iy, ix]  # (Z, n)
+    k = np.argmax(profiles, axis=0)
+    z = k.astype(float)
+    inner = (k > 0) & (k < stack.shape[0] - 1)
+    cols = np.flatnonzero(inner)
+    left, mid, right = profiles[k[cols] - 1, cols], profiles[k[cols], cols], profiles[k[cols] + 1, cols]
+    denom = left - 2 * mid + right
+    safe = np.abs(denom) > 1e-12
+    z[cols[safe]] += 0.5 * (left[safe] - right[safe]) / denom[safe]
+    return z
+
+
+def _projection(image: PreparedImage, params: TraceParams) -> np.ndarray:
+    """Maximum projection of the 3D-smoothed stack (a plain maximum projection of noise is bright)."""
+    z_step, py, px = image.spacing_um
+    radius = params.shaft_radius_um
+    sigma = (max(0.5, 0.5 * radius / z_step), 0.5 * radius / py, 0.5 * radius / px)
+    return ndi.gaussian_filter(image.data, sigma).max(axis=0)
+
+
+def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -> DendriteTrace:
+    """Trace the dendrites of an image or z-stack.
+
+    Parameters
+    ----------
+    image : PreparedImage
+        From :func:`imagingkit.spines.image.prepare_image`.
+    params : TraceParams
+
+    Returns
+    -------
+    DendriteTrace
+        Possibly with no dendrites (blank or noise-only image).
+    """
+    data = image.data
+    image2d = _projection(image, params) if image.is_3d else data
+    spacing2d = np.asarray(image.pixel_size_um, float)
+    pixel_um = float(np.mean(spacing2d))
+    mask = segment_shaft(image2d, pixel_um, params)
+    radius_px = params.shaft_radius_um / pixel_um
+    smooth2d = ndi.gaussian_filter(image2d, max(0.7, 0.5 * radius_px))
+    centreline = pd.DataFrame({c: pd.Series(dtype=float) for c in CENTRELINE_COLUMNS})
+    dendrites = pd.DataFrame({c: pd.Series(dtype=float) for c in DENDRITE_TRACE_COLUMNS})
+    skeleton = morphology.skeletonize(mask)
+    skel = skan.Skeleton(skeleton, spacing=tuple(spacing2d)) if skeleton.sum() > 2 else None
+    skel = _prune(skel, params) if skel is not None else None
+    if skel is not None:
+        paths = _drop_junction_bridges(skel, params)
+        chains = _chains(paths, _join_branches(paths, spacing2d, params))
+        rows = []
+        for chain in chains:
+            if len(chain) < 3:
+                continue
+            chain = ndi.gaussian_filter1d(chain, params.smooth_px, axis=0, mode="nearest")
+            chain = _recentre(chain, smooth2d, radius_px, params.smooth_px)
+            chain = _trim_ends(chain, spacing2d, params.end_trim_um)
+            chain = _orient(chain)
+            arc = _arc_um(chain, spacing2d)
+            if arc[-1] >= params.min_length_um:
+                rows.append((chain, arc))
+        rows = _drop_hugging_chains(sorted(rows, key=lambda r: -r[1][-1]), spacing2d, params)
+        frames = []
+        for dendrite_id, (chain, arc) in enumerate(rows):
+            z = np.full(len(chain), np.nan)
+            if image.is_3d:
+                z = _lift_to_3d(data, chain, image.spacing_um, params.shaft_radius_um)
+                z = ndi.gaussian_filter1d(z, 4 * params.smooth_px, mode="nearest")
+                arc = _arc_um(np.column_stack([z, chain]), np.asarray(image.spacing_um))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "dendrite_id": dendrite_id,
+                        "point": np.arange(len(chain)),
+                        "y": chain[:, 0],
+                        "x": chain[:, 1],
+                        "z": z,
+                        "arc_um": arc,
+                    }
+                )
+            )
+        if frames:
+            centreline = pd.concat(frames, ignore_index=True)
+            lengths = centreline.groupby("dendrite_id")["arc_um"].max()
+            dendrites = pd.DataFrame(
+                {
+                    "dendrite_id": lengths.index.to_numpy(),
+                    "length_um": lengths.to_numpy(),
+                    "shaft_radius_um": np.nan,
+                }
+            )
+    return DendriteTrace(
+        centreline=centreline,
+        dendrites=dendrites,
+        shaft_mask=mask,
+        spacing_um=image.spacing_um,
+        shape=data.shape,
+    )

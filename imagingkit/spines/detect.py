@@ -1,0 +1,150 @@
+"""Spine detection: peaks of the residual over the shaft model, near the traced dendrites.
+
+A spine candidate is a local maximum of the matched-filtered image minus the shaft
+model (see :mod:`imagingkit.spines.model`), in units of robust noise sigma, that lies
+outside the shaft core and within ``max_distance_um`` of a centreline, on either side;
+in a z-stack the search is 3D, so spines pointing up or down in z — which overlap the
+shaft in a projection — are found above or below the shaft's centre plane.
+
+The ``sensitivity`` parameter scales the threshold (``threshold_sigma / sensitivity``):
+raise it to find dim, sub-resolution spines (recall) at the price of more noise peaks
+(precision); lower it for the opposite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
+from skimage import morphology
+
+from imagingkit.io.recording import Recording
+from imagingkit.spines.dendrite import DendriteTrace, trace_dendrites
+from imagingkit.spines.image import PreparedImage, prepare_image
+from imagingkit.spines.measure import analyse_positions
+from imagingkit.spines.model import ShaftModel, build_shaft_model
+from imagingkit.spines.params import SpineParams
+from imagingkit.spines.table import SpineResult
+
+
+def _enforce_separation(peaks: np.ndarray, score: np.ndarray, image: PreparedImage, separation_um: float):
+    """Keep the stronger of peaks closer than ``separation_um`` (scaled distance), greedily."""
+    if len(peaks) < 2:
+        return peaks
+    order = np.argsort(-score[tuple(peaks.T)])
+    peaks = peaks[order]
+    coords = peaks * np.asarray(image.spacing_um)
+    tree = cKDTree(coords)
+    keep = np.ones(len(peaks), bool)
+    for i in range(len(peaks)):
+        if keep[i]:
+            for j in tree.query_ball_point(coords[i], separation_um):
+                if j > i:
+                    keep[j] = False
+    return peaks[keep]
+
+
+def _refine(peaks: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Sub-voxel peak positions: a parabola through the peak and its two neighbours, per axis."""
+    refined = peaks.astype(float)
+    for axis in range(score.ndim):
+        lo = peaks.copy()
+        hi = peaks.copy()
+        lo[:, axis] = np.maximum(peaks[:, axis] - 1, 0)
+        hi[:, axis] = np.minimum(peaks[:, axis] + 1, score.shape[axis] - 1)
+        f0, fl, fh = score[tuple(peaks.T)], score[tuple(lo.T)], score[tuple(hi.T)]
+        denom = fl - 2 * f0 + fh
+        ok = (denom < 0) & (lo[:, axis] < peaks[:, axis]) & (hi[:, axis] > peaks[:, axis])
+        shift = np.zeros(len(peaks))
+        shift[ok] = 0.5 * (fl[ok] - fh[ok]) / denom[ok]
+        refined[:, axis] += np.clip(shift, -0.5, 0.5)
+    return refined
+
+
+def find_candidates(
+    image: PreparedImage, trace: DendriteTrace, model: ShaftModel, params: SpineParams
+) -> pd.DataFrame:
+    """Residual peaks above threshold near the shafts: ``y, x, z, snr`` (pixels)."""
+    score = model.score
+    region = (
+        (model.nearest >= 0)
+        & ~model.core
+        & (model.distance_um <= params.model.max_distance_um)
+        & np.isfinite(score)
+    )
+    masked = np.where(region, np.clip(score, -5.0, None), -5.0).astype(np.float32)
+    # a spine is a maximum standing ``prominence_sigma`` above its surroundings (its saddle):
+    # plateaus along a neck or a shaft edge are not separate spines
+    box = ndi.find_objects(region.astype(np.int8))
+    crop = box[0] if box and box[0] is not None else tuple(slice(0, 0) for _ in masked.shape)
+    maxima = np.zeros(masked.shape, bool)
+    if masked[crop].size:
+        maxima[crop] = morphology.h_maxima(masked[crop], params.detect.prominence_sigma).astype(bool)
+    labels, n = ndi.label(maxima)
+    if n:
+        index = np.arange(1, n + 1)
+        peaks = np.array(ndi.maximum_position(masked, labels, index), dtype=int).reshape(n, -1)
+        peaks = peaks[masked[tuple(peaks.T)] >= params.detect.threshold]
+        peaks = _enforce_separation(peaks, masked, image, params.detect.min_separation_um)
+    else:
+        peaks = np.zeros((0, image.data.ndim), int)
+    if len(peaks):
+        # peaks whose nearest centreline point is a dendrite end have no reliable arc position
+        nearest = model.nearest[tuple(peaks.T)]
+        points = trace.centreline["point"].to_numpy()
+        last = trace.centreline.groupby("dendrite_id")["point"].transform("max").to_numpy()
+        peaks = peaks[(points[nearest] > 0) & (points[nearest] < last[nearest])]
+    snr = masked[tuple(peaks.T)] if len(peaks) else np.zeros(0)
+    order = np.argsort(-snr)
+    peaks, snr = _refine(peaks[order], masked), snr[order]
+    if image.is_3d:
+        return pd.DataFrame({"y": peaks[:, 1], "x": peaks[:, 2], "z": peaks[:, 0], "snr": snr}, dtype=float)
+    return pd.DataFrame({"y": peaks[:, 0], "x": peaks[:, 1], "z": np.nan, "snr": snr}, dtype=float)
+
+
+def detect_spines(
+    image: np.ndarray | Recording,
+    pixel_size_um: float | tuple[float, float] | None = None,
+    z_step_um: float | None = None,
+    sensitivity: float | None = None,
+    params: SpineParams = SpineParams(),
+    channel: int = 0,
+) -> SpineResult:
+    """Trace dendrites, detect their spines and measure them.
+
+    Parameters
+    ----------
+    image : ndarray or Recording
+        ``(Y, X)`` image, ``(Z, Y, X)`` stack, or a Recording (its mean image per plane).
+    pixel_size_um : float or (float, float), optional
+        Lateral pixel size; required unless the Recording carries it.
+    z_step_um : float, optional
+        Plane spacing; required for stacks.
+    sensitivity : float, optional
+        Overrides ``params.detect.sensitivity`` (default 1): higher finds dimmer
+        spines with more false positives.
+    params : SpineParams
+    channel : int
+        Channel of a Recording.
+
+    Returns
+    -------
+    SpineResult
+        ``spines`` and ``dendrites`` tables, the ``trace`` for :func:`measure_spines`
+        and a ``message`` when nothing was found (a :class:`NoSpinesWarning` is also issued).
+    """
+    if sensitivity is not None:
+        params = dataclasses.replace(
+            params, detect=dataclasses.replace(params.detect, sensitivity=sensitivity)
+        )
+    prepared = prepare_image(image, pixel_size_um, z_step_um, channel=channel)
+    trace = trace_dendrites(prepared, params.trace)
+    if trace.n_dendrites == 0:
+        return analyse_positions(prepared, trace, pd.DataFrame(), params)
+    model = build_shaft_model(prepared, trace, params.model)
+    candidates = find_candidates(prepared, trace, model, params)
+    candidates.insert(0, "spine_id", np.arange(len(candidates), dtype="int64"))
+    return analyse_positions(prepared, trace, candidates, params, model=model)

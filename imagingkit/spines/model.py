@@ -1,0 +1,294 @@
+"""Shaft model: the expected image of the traced shafts, so spines stand out in the residual.
+
+Every pixel (voxel) within ``max_distance_um + background_margin_um`` of a traced
+centreline is assigned to its nearest centreline point. The model value of a pixel is
+the median over the pixels that share its dendrite, arc-length bin and distance bin
+(lateral distance, and in 3D also the signed axial offset from the shaft centre), so
+it follows the shaft's brightness along the dendrite and its blurred cross-section;
+spines, being sparse, hardly move the median. The pixel noise is modelled as
+``sigma^2 = a + b * model`` (shot noise grows with brightness), fitted on the
+groups' robust residual spreads (so it also absorbs model error at steep shaft edges);
+the residual divided by it is a score in robust noise sigmas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
+
+from imagingkit.spines.dendrite import DendriteTrace
+from imagingkit.spines.image import PreparedImage
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams:
+    """Parameters of the shaft model.
+
+    Attributes
+    ----------
+    max_distance_um : float
+        Spines are looked for up to this distance from the shaft centreline.
+    background_margin_um : float
+        Extra band beyond ``max_distance_um`` used to measure the local background.
+    arc_bin_um : float
+        Length of dendrite over which the shaft profile is taken as constant.
+    smooth_sigma_um : float
+        Lateral Gaussian (matched filter) applied before scoring, about a small head's
+        apparent size.
+    outlier_sigma : float
+        Pixels scoring above this in a first pass (spines) are left out of the medians
+        of the second pass.
+    """
+
+    max_distance_um: float = 3.0
+    background_margin_um: float = 1.5
+    arc_bin_um: float = 3.0
+    smooth_sigma_um: float = 0.2
+    outlier_sigma: float = 2.5
+
+
+@dataclasses.dataclass(frozen=True)
+class ShaftModel:
+    """Images describing the shaft around the traced centrelines.
+
+    All images have the shape of the analysed image; outside the band they are NaN
+    (float) or -1 (``nearest``).
+
+    Attributes
+    ----------
+    smooth : ndarray
+        The matched-filtered image.
+    nearest : ndarray of int
+        Row of the trace's centreline nearest to each pixel (laterally), -1 outside the band.
+    distance_um : ndarray
+        Distance from the centreline in micrometres (3D distance for stacks).
+    model_raw, model_smooth : ndarray
+        Expected raw and smoothed intensity of shaft plus background.
+    background : ndarray
+        Local background per centreline point (raw intensity).
+    shaft_peak : ndarray
+        Local shaft peak above background per centreline point (raw intensity).
+    noise_sigma : ndarray
+        Noise standard deviation of the smoothed image per pixel.
+    core : ndarray of bool
+        Shaft core: within the apparent shaft radius laterally (and its half extent axially).
+    shaft_radius_um : dict
+        Apparent shaft radius (half width at half maximum) per dendrite id.
+    """
+
+    smooth: np.ndarray
+    nearest: np.ndarray
+    distance_um: np.ndarray
+    model_raw: np.ndarray
+    model_smooth: np.ndarray
+    background: np.ndarray
+    shaft_peak: np.ndarray
+    noise_sigma: np.ndarray
+    core: np.ndarray
+    shaft_radius_um: dict
+
+    @property
+    def score(self) -> np.ndarray:
+        """Residual of the smoothed image in noise sigmas (NaN outside the band)."""
+        return (self.smooth - self.model_smooth) / self.noise_sigma
+
+
+def smooth_image(image: PreparedImage, sigma_um: float) -> np.ndarray:
+    """Gaussian matched filter: ``sigma_um`` laterally, half a plane (at least) axially."""
+    sigma = [sigma_um / s for s in image.pixel_size_um]
+    if image.is_3d:
+        sigma = [max(0.5, sigma_um / image.spacing_um[0])] + sigma
+    return ndi.gaussian_filter(image.data, sigma)
+
+
+def _band_pixels(trace: DendriteTrace, shape2d, spacing2d: np.ndarray, band_um: float):
+    """(iy, ix, nearest point, lateral distance) for pixels of the 2D band, minus beyond-end pixels."""
+    cl = trace.centreline
+    pts = cl[["y", "x"]].to_numpy()
+    seeds = np.ones(shape2d, bool)
+    iy = np.clip(np.round(pts[:, 0]).astype(int), 0, shape2d[0] - 1)
+    ix = np.clip(np.round(pts[:, 1]).astype(int), 0, shape2d[1] - 1)
+    seeds[iy, ix] = False
+    near = ndi.distance_transform_edt(seeds, sampling=spacing2d) <= band_um + spacing2d.max()
+    by, bx = np.nonzero(near)
+    coords_um = np.column_stack([by, bx]) * spacing2d
+    lateral, idx = cKDTree(pts * spacing2d).query(coords_um)
+    keep = lateral <= band_um
+    # pixels beyond a dendrite's end (nearest to an end point, ahead of it) are not modelled
+    point = cl["point"].to_numpy()
+    last = cl.groupby("dendrite_id")["point"].transform("max").to_numpy()
+    is_end = (point == 0) | (point == last)
+    step = np.where(point == 0, 3, -3)
+    inner = np.clip(np.arange(len(cl)) + step, 0, len(cl) - 1)
+    outward = (pts - pts[inner]) * spacing2d
+    outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)
+    end_px = is_end[idx]
+    offset = coords_um[end_px] - pts[idx[end_px]] * spacing2d
+    ahead = np.einsum("ij,ij->i", offset, outward[idx[end_px]]) > 0.25 * np.linalg.norm(offset, axis=1)
+    keep[np.flatnonzero(end_px)[ahead]] = False
+    # side of the centreline (sign of tangent x offset), so each side has its own profile
+    dend = cl["dendrite_id"].to_numpy()
+    nxt = np.minimum(np.arange(len(cl)) + 1, len(cl) - 1)
+    prv = np.maximum(np.arange(len(cl)) - 1, 0)
+    nxt = np.where(dend[nxt] == dend, nxt, np.arange(len(cl)))
+    prv = np.where(dend[prv] == dend, prv, np.arange(len(cl)))
+    tangent = (pts[nxt] - pts[prv]) * spacing2d
+    off = coords_um - pts[idx] * spacing2d
+    side = np.sign(tangent[idx, 1] * off[:, 0] - tangent[idx, 0] * off[:, 1]).astype(np.int64)
+    return by[keep], bx[keep], idx[keep].astype(np.int64), lateral[keep], side[keep]
+
+
+def _medians(codes: np.ndarray, n_groups: int, raw: np.ndarray, smooth: np.ndarray, use: np.ndarray):
+    """Per-group medians of ``raw`` and ``smooth`` over the pixels in ``use`` (all pixels where none is)."""
+    full = pd.DataFrame({"g": codes, "r": raw, "s": smooth}).groupby("g").median()
+    part = pd.DataFrame({"g": codes[use], "r": raw[use], "s": smooth[use]}).groupby("g").median()
+    full.loc[part.index] = part
+    full = full.reindex(range(n_groups))
+    return full["r"].to_numpy(), full["s"].to_numpy()
+
+
+def fit_noise_model(
+    model_values: np.ndarray, residual: np.ndarray, codes: np.ndarray
+) -> tuple[float, float, float]:
+    """Residual variance as ``max(a + b * model, floor)``, fitted on the groups' robust spreads.
+
+    Each group's spread (1.4826 x median absolute residual) is paired with its model
+    value; groups are binned by model value and a line is fitted through the bins'
+    median variances. The fit captures shot noise and model error at steep shaft edges.
+    """
+    frame = pd.DataFrame({"g": codes, "m": model_values, "absr": np.abs(residual)})
+    per = frame.groupby("g").agg(m=("m", "median"), mad=("absr", "median"), n=("m", "size"))
+    per = per[per.n >= 6]
+    if len(per) < 3:
+        var = (1.4826 * np.median(np.abs(residual))) ** 2
+        return float(max(var, 1e-12)), 0.0, float(max(var, 1e-12))
+    per["var"] = (1.4826 * per["mad"]) ** 2
+    bins = pd.qcut(per["m"], q=min(12, len(per) // 3), duplicates="drop")
+    binned = per.groupby(bins, observed=True).agg(m=("m", "median"), var=("var", "median"))
+    floor = max(0.25 * float(binned["var"].min()), 1e-12)
+    if len(binned) < 2:
+        return 4 * floor, 0.0, floor
+    b, a = np.polyfit(binned["m"], binned["var"], 1)
+    return max(float(a), floor), max(float(b), 0.0), floor
+
+
+def build_shaft_model(
+    image: PreparedImage, trace: DendriteTrace, params: ModelParams = ModelParams()
+) -> ShaftModel:
+    """Model the shafts of ``trace`` in ``image``; see the module docstring.
+
+    Parameters
+    ----------
+    image : PreparedImage
+    trace : DendriteTrace
+        Must have at least one dendrite.
+    params : ModelParams
+
+    Returns
+    -------
+    ShaftModel
+    """
+    data = image.data
+    shape2d = data.shape[-2:]
+    spacing2d = np.asarray(image.pixel_size_um, float)
+    pixel_um = float(spacing2d.mean())
+    band_um = params.max_distance_um + params.background_margin_um
+    z_step = image.spacing_um[0] if image.is_3d else 1.0
+    smooth = smooth_image(image, params.smooth_sigma_um)
+    cl = trace.centreline
+    by, bx, idx, lateral, side = _band_pixels(trace, shape2d, spacing2d, band_um)
+    dend = cl["dendrite_id"].to_numpy().astype(np.int64)[idx]
+    arc_bin = np.floor(cl["arc_um"].to_numpy()[idx] / params.arc_bin_um).astype(np.int64)
+    lat_bin = np.round(lateral / pixel_um).astype(np.int64) * side
+    if image.is_3d:
+        zc = cl["z"].to_numpy()[idx]
+        nz = data.shape[0]
+        zz = np.repeat(np.arange(nz)[None, :], len(by), axis=0)
+        axial = (zz - zc[:, None]) * z_step
+        ok = np.abs(axial) <= band_um
+        rows = np.nonzero(ok)[0]
+        vz = zz[ok]
+        vy, vx, vidx = by[rows], bx[rows], idx[rows]
+        vlat, vax = lateral[rows], axial[ok]
+        vdend, varc, vlatb = dend[rows], arc_bin[rows], lat_bin[rows]
+        ax_bin = np.round(vax / z_step).astype(np.int64)
+        flat = np.ravel_multi_index((vz, vy, vx), data.shape)
+        dist = np.hypot(vlat, vax)
+    else:
+        vidx, vlat, vdend, varc, vlatb = idx, lateral, dend, arc_bin, lat_bin
+        ax_bin = np.zeros_like(vlatb)
+        vax = np.zeros(len(vlat))
+        flat = np.ravel_multi_index((by, bx), data.shape)
+        dist = vlat
+    raw_v = data.ravel()[flat]
+    smooth_v = smooth.ravel()[flat]
+    section = vdend * 100_000 + varc
+    keys = (section * 512 + np.clip(vlatb, -255, 255) + 256) * 512 + np.clip(ax_bin, -255, 255) + 256
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    # pass 1: medians of all pixels; pass 2: without the positive outliers (spines) of pass 1
+    med_raw, med_smooth = _medians(inverse, len(uniq), raw_v, smooth_v, np.ones(len(raw_v), bool))
+
+    def noise(model_values, residual):
+        a, b, floor = fit_noise_model(model_values, residual, inverse)
+        return np.sqrt(np.maximum(a + b * model_values, floor))
+
+    residual = smooth_v - med_smooth[inverse]
+    first_score = residual / noise(med_smooth[inverse], residual)
+    med_raw, med_smooth = _medians(inverse, len(uniq), raw_v, smooth_v, first_score < params.outlier_sigma)
+    model_raw_v = med_raw[inverse]
+    model_smooth_v = med_smooth[inverse]
+    sigma_v = noise(model_smooth_v, smooth_v - model_smooth_v)
+    # background per section: pixels beyond the spine search distance
+    outer = dist > params.max_distance_um
+    fallback = float(np.median(raw_v[outer])) if outer.any() else float(np.percentile(data, 20))
+    sec_bg = pd.Series(raw_v[outer]).groupby(section[outer]).median()
+    bg_v = pd.Series(section).map(sec_bg).fillna(fallback).to_numpy()
+    # local shaft peak per section: the largest group median there
+    group_section = uniq // (512 * 512)
+    sec_peak = pd.Series(med_raw).groupby(group_section).max()
+    peak_v = pd.Series(section).map(sec_peak).to_numpy() - bg_v
+    # apparent shaft radius (lateral half width at half maximum) and axial half extent, per dendrite
+    half = model_raw_v - bg_v > 0.5 * peak_v
+    radius, depth = {}, {}
+    for d in np.unique(vdend):
+        sel = half & (vdend == d) & (ax_bin == 0)
+        radius[int(d)] = float(np.percentile(vlat[sel], 90)) + 0.5 * pixel_um if sel.any() else 2 * pixel_um
+        sel_z = half & (vdend == d) & (vlat <= pixel_um)
+        depth[int(d)] = (
+            float(np.percentile(np.abs(vax[sel_z]), 90)) + 0.25 * z_step
+            if image.is_3d and sel_z.any()
+            else 0.0
+        )
+    r_v = pd.Series(vdend).map(radius).to_numpy()
+    if image.is_3d:
+        d_v = np.maximum(pd.Series(vdend).map(depth).to_numpy(), 0.5 * z_step)
+        core_v = (vlat / r_v) ** 2 + (vax / d_v) ** 2 < 1.0
+    else:
+        core_v = vlat < r_v
+
+    def full(values, fill=np.nan, dtype=np.float32):
+        out = np.full(data.shape, fill, dtype=dtype)
+        out.ravel()[flat] = values
+        return out
+
+    n_points = len(cl)
+    background = pd.Series(bg_v).groupby(vidx).median().reindex(range(n_points)).to_numpy()
+    shaft_peak = pd.Series(peak_v).groupby(vidx).median().reindex(range(n_points)).to_numpy()
+    background = np.where(np.isfinite(background), background, fallback)
+    shaft_peak = np.where(np.isfinite(shaft_peak), shaft_peak, np.nanmedian(shaft_peak))
+    return ShaftModel(
+        smooth=smooth,
+        nearest=full(vidx, -1, np.int64),
+        distance_um=full(dist),
+        model_raw=full(model_raw_v),
+        model_smooth=full(model_smooth_v),
+        background=background,
+        shaft_peak=shaft_peak,
+        noise_sigma=full(sigma_v),
+        core=full(core_v, False, bool),
+        shaft_radius_um=radius,
+    )

@@ -1,0 +1,73 @@
+"""Dendrite tracing: curved, branching and crossing dendrites, arc lengths, 3D centrelines."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from imagingkit.spines import prepare_image, trace_dendrites
+from imagingkit.spines.dendrite import TraceParams
+
+
+def _inside(curve, shape, margin=2):
+    ok = (curve[:, 0] >= margin) & (curve[:, 0] < shape[0] - margin)
+    ok &= (curve[:, 1] >= margin) & (curve[:, 1] < shape[1] - margin)
+    return curve[ok]
+
+
+def test_curved_dendrite_centreline_and_length(fake2d):
+    trace = trace_dendrites(prepare_image(fake2d.image, 0.2))
+    assert trace.n_dendrites == 1
+    truth = _inside(fake2d.centrelines[0], fake2d.image.shape)
+    cl = trace.centreline[["y", "x"]].to_numpy()
+    dist, _ = cKDTree(truth).query(cl)
+    assert np.median(dist) < 0.5  # pixels: the centreline runs on the drawn curve
+    assert np.percentile(dist, 95) < 1.5
+    true_len = np.sum(np.linalg.norm(np.diff(truth, axis=0), axis=1)) * 0.2
+    # traced length: the full curve minus the trimmed ends (1 um each)
+    assert abs(trace.dendrites.length_um.iloc[0] - true_len) < 3.0
+    arc = trace.centreline["arc_um"].to_numpy()
+    assert arc[0] == 0 and np.all(np.diff(arc) > 0)
+
+
+def test_branching_dendrite_gives_main_and_side_branch(fake_branch):
+    trace = trace_dendrites(prepare_image(fake_branch.image, 0.2))
+    assert trace.n_dendrites == 2
+    main, side = (trace.centreline[trace.centreline.dendrite_id == d][["y", "x"]].to_numpy() for d in (0, 1))
+    # each traced dendrite follows one drawn curve
+    for traced, curve in ((main, fake_branch.centrelines[0]), (side, fake_branch.centrelines[1])):
+        dist, _ = cKDTree(curve).query(traced)
+        assert np.percentile(dist, 90) < 1.5
+
+
+def test_crossing_dendrites_stay_two_dendrites():
+    from fake_dendrite import make_fake_dendrites
+
+    fake = make_fake_dendrites(shape=(192, 192), kind="cross", seed=3)
+    trace = trace_dendrites(prepare_image(fake.image, 0.2))
+    assert trace.n_dendrites == 2
+    for d in range(2):
+        traced = trace.centreline[trace.centreline.dendrite_id == d][["y", "x"]].to_numpy()
+        # a dendrite passes straight through the crossing rather than turning into the other one
+        dist = min(np.percentile(cKDTree(curve).query(traced)[0], 95) for curve in fake.centrelines)
+        assert dist < 2.0
+
+
+def test_ridge_filters_and_denoisers_all_trace(fake2d):
+    for ridge, denoise in (("meijering", "gaussian"), ("frangi", "gaussian"), ("sato", "nl_means")):
+        trace = trace_dendrites(
+            prepare_image(fake2d.image, 0.2), TraceParams(ridge_filter=ridge, denoise=denoise)
+        )
+        assert trace.n_dendrites == 1, (ridge, denoise)
+
+
+def test_stack_centreline_follows_the_shaft_in_z(fake3d):
+    trace = trace_dendrites(prepare_image(fake3d.image, 0.2, 1.0))
+    assert trace.n_dendrites == 1
+    # the drawn shaft centre is at z = 4.5 planes + 1.5 um * sin(...) (see fake_dendrite)
+    z = trace.centreline["z"].to_numpy()
+    assert np.all((z > 2.5) & (z < 7.0))
+    bases = fake3d.truth.dropna(subset=["base_z"])
+    tree = cKDTree(trace.centreline[["y", "x"]].to_numpy())
+    _, idx = tree.query(bases[["base_y", "base_x"]].to_numpy())
+    assert np.median(np.abs(z[idx] - bases["base_z"].to_numpy())) < 0.4
