@@ -1,0 +1,130 @@
+"""Cross-session registration: point mapping both ways against simulator truth, failures, files."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from imagingkit.errors import ParameterError, RegistrationError
+from imagingkit.motion.sessions import SessionParams, SessionTransform, register_sessions
+from imagingkit.synth import simulate_dendrite_sessions
+
+
+@pytest.fixture(scope="module")
+def dendrite_sessions():
+    # drift 6 px, rotations of about -9.9, -1.4 and +5.2 degrees, smooth warp, spine turnover between sessions
+    return simulate_dendrite_sessions(
+        n_sessions=4,
+        times_h=(0, 24, 48, 96),
+        shape=(256, 256),
+        seed=5,
+        drift_px=6.0,
+        rotation_deg=6.0,
+        warp_px=1.0,
+    )
+
+
+@pytest.fixture(scope="module")
+def transforms(dendrite_sessions):
+    return register_sessions(dendrite_sessions.images)
+
+
+def _truth_points(sim, session: int, margin_px: float = 8.0):
+    """Spine positions in session 0 and where the true tissue transform puts them in ``session``."""
+    p0 = sim.truth.loc[sim.truth.session == 0, ["y", "x"]].to_numpy()
+    true = sim.transforms[session](sim.transforms[0].inverse(p0))
+    size = sim.images[0].shape[0]
+    inside = (
+        (p0 > margin_px) & (p0 < size - margin_px) & (true > margin_px) & (true < size - margin_px)
+    ).all(axis=1)
+    return p0[inside], true[inside]
+
+
+def test_point_mapping_both_ways(dendrite_sessions, transforms):
+    sim = dendrite_sessions
+    assert max(abs(t.rotation_deg) for t in sim.transforms) > 9.5
+    assert transforms[0].flow is None and transforms[0].rotation_deg == 0.0
+    for s in range(1, 4):
+        p0, true = _truth_points(sim, s)
+        assert len(p0) > 20
+        forward = np.linalg.norm(transforms[s].map_points(p0, to="session") - true, axis=1)
+        backward = np.linalg.norm(transforms[s].map_points(true, to="reference") - p0, axis=1)
+        assert np.sqrt(np.mean(forward**2)) <= 0.5, (s, np.sqrt(np.mean(forward**2)))
+        assert np.sqrt(np.mean(backward**2)) <= 0.5, (s, np.sqrt(np.mean(backward**2)))
+        assert abs(transforms[s].rotation_deg - sim.transforms[s].rotation_deg) < 1.0
+
+
+def test_nonrigid_step_helps(dendrite_sessions, transforms):
+    sim = dendrite_sessions
+    gains = []
+    for s in range(1, 4):
+        p0, true = _truth_points(sim, s)
+        rigid = dataclasses.replace(transforms[s], flow=None)
+        err = lambda t, p0=p0, true=true: np.sqrt(np.mean(np.sum((t.map_points(p0) - true) ** 2, axis=1)))  # noqa: E731
+        gains.append(err(rigid) - err(transforms[s]))
+    assert np.mean(gains) > 0.05
+
+
+def test_round_trip_and_warp_image(dendrite_sessions, transforms):
+    pts = np.array([[30.0, 40.0], [128.0, 128.0], [200.0, 90.5]])
+    t = transforms[2]
+    np.testing.assert_allclose(t.map_points(t.map_points(pts), to="reference"), pts, atol=1e-3)
+    ref = dendrite_sessions.images[0].astype(float)
+    raw = dendrite_sessions.images[2].astype(float)
+    warped = t.warp_image(raw)
+    inner = (slice(30, -30), slice(30, -30))
+
+    def corr(a, b):
+        return np.corrcoef(a[inner].ravel(), b[inner].ravel())[0, 1]
+
+    assert corr(warped, ref) > corr(raw, ref) + 0.2
+
+
+def test_save_load(tmp_path, transforms):
+    path = tmp_path / "t.npz"
+    transforms[1].save(path)
+    loaded = SessionTransform.load(path)
+    pts = np.array([[50.0, 60.0], [100.0, 20.0]])
+    np.testing.assert_allclose(loaded.map_points(pts), transforms[1].map_points(pts), atol=1e-4)
+    assert loaded.correlation == pytest.approx(transforms[1].correlation)
+
+
+def test_brightness_change_is_tolerated(dendrite_sessions, transforms):
+    images = dendrite_sessions.images
+    dimmer = images[1].astype(np.float32) * 0.4 + 300.0  # different gain and offset
+    t = register_sessions([images[0], dimmer], params=SessionParams(nonrigid=False))[1]
+    p0, true = _truth_points(dendrite_sessions, 1)
+    rigid = dataclasses.replace(transforms[1], flow=None)
+    np.testing.assert_allclose(t.map_points(p0), rigid.map_points(p0), atol=0.3)
+
+
+def test_different_field_of_view_fails(dendrite_sessions):
+    other = simulate_dendrite_sessions(n_sessions=1, times_h=(0,), shape=(256, 256), seed=99).images[0]
+    with pytest.raises(RegistrationError, match="session 1"):
+        register_sessions([dendrite_sessions.images[0], other], params=SessionParams(nonrigid=False))
+
+
+def test_bad_input():
+    img = np.random.default_rng(0).random((64, 64))
+    with pytest.raises(ParameterError, match="at least 2"):
+        register_sessions([img])
+    with pytest.raises(ParameterError, match="shape"):
+        register_sessions([img, img[:32]])
+    with pytest.raises(ParameterError, match="constant or has NaN"):
+        register_sessions([img, np.zeros_like(img)])
+
+
+def test_stacks_map_z():
+    sim = simulate_dendrite_sessions(
+        n_sessions=2, times_h=(0, 24), shape=(16, 128, 128), ndim=3, seed=3, drift_px=4.0, rotation_deg=5.0
+    )
+    t = register_sessions(sim.images)[1]
+    p0 = sim.truth.loc[sim.truth.session == 0, ["y", "x", "z"]].to_numpy()
+    true = sim.transforms[1](sim.transforms[0].inverse(p0))
+    inside = ((p0[:, :2] > 8) & (p0[:, :2] < 120) & (true[:, :2] > 8) & (true[:, :2] < 120)).all(axis=1)
+    err = t.map_points(p0[inside]) - true[inside]
+    assert np.sqrt(np.mean(err[:, 2] ** 2)) < 0.3
+    assert np.sqrt(np.mean(np.sum(err[:, :2] ** 2, axis=1))) < 0.75
+    assert t.warp_image(sim.images[1]).shape == sim.images[1].shape
