@@ -11,15 +11,12 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import tifffile
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import tifffile  # noqa: E402
-
-from imagingkit._atomic import atomic_path  # noqa: E402
+from imagingkit._atomic import atomic_path
 
 FATE_COLOURS = {
     "stable": "#4c72b0",
@@ -30,17 +27,17 @@ FATE_COLOURS = {
 }
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
 def motion_figure(shifts_csv: Path, out_png: Path) -> Path:
     """Rigid shifts (dy, dx) over frames with bad frames marked."""
     shifts = pd.read_csv(shifts_csv)
-    fig, ax = plt.subplots(figsize=(7, 2.5))
+    fig = Figure(figsize=(7, 2.5))
+    ax = fig.subplots()
     ax.plot(shifts["frame"], shifts["dy"], lw=0.8, label="dy")
     ax.plot(shifts["frame"], shifts["dx"], lw=0.8, label="dx")
     bad = shifts[shifts["bad"].astype(bool)]
@@ -57,7 +54,8 @@ def rois_figure(reference_tif: Path, labels_tif: Path, out_png: Path) -> Path:
     labels = tifffile.imread(labels_tif)
     while image.ndim > 2:
         image = image[0]
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
     lo, hi = np.percentile(image, [1, 99.5])
     ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
     if labels.max() > 0:
@@ -75,7 +73,8 @@ def heatmap_figure(trial_npz: Path, responses_csv: Path, out_png: Path) -> Path:
     responses = pd.read_csv(responses_csv)
     mean = np.nanmean(trials, axis=1) if trials.size else np.zeros((0, len(time_s)))
     order = np.argsort(-responses["amplitude"].to_numpy()) if len(responses) == len(mean) else slice(None)
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
     extent = (time_s[0], time_s[-1], len(mean), 0) if len(time_s) else None
     vmax = np.nanpercentile(np.abs(mean), 99) if mean.size else 1.0
     image = ax.imshow(mean[order], aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, extent=extent)
@@ -95,7 +94,8 @@ def responder_figure(labels_tif: Path, responses_csv: Path, out_png: Path) -> Pa
         if 0 < row.roi_id < len(amplitude):
             amplitude[row.roi_id] = row.amplitude
             responsive[row.roi_id] = bool(row.responsive)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig = Figure(figsize=(4.5, 4.5))
+    ax = fig.subplots()
     vmax = np.nanmax(np.abs(amplitude)) if np.isfinite(amplitude).any() else 1.0
     image = ax.imshow(np.where(labels > 0, amplitude[labels], np.nan), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
     if responsive.any():
@@ -110,7 +110,8 @@ def fate_figure(tracks_csv: Path, out_png: Path) -> Path:
     """Spine positions coloured by fate, and presence per session."""
     tracks = pd.read_csv(tracks_csv)
     first = tracks.sort_values("session").groupby("track_id").first()
-    fig, (ax_map, ax_presence) = plt.subplots(1, 2, figsize=(9, 4))
+    fig = Figure(figsize=(9, 4))
+    (ax_map, ax_presence) = fig.subplots(1, 2)
     for fate, colour in FATE_COLOURS.items():
         sel = first[first["fate"] == fate]
         ax_map.scatter(sel["x"], sel["y"], s=10, c=colour, label=f"{fate} ({len(sel)})")
@@ -127,7 +128,8 @@ def fate_figure(tracks_csv: Path, out_png: Path) -> Path:
 
 def turnover_figure(turnover_csvs: dict[str, Path], out_png: Path) -> Path:
     """Survival of baseline spines and turnover ratio over time, one line per animal."""
-    fig, (ax_survival, ax_tor) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.2))
+    (ax_survival, ax_tor) = fig.subplots(1, 2)
     for animal, path in turnover_csvs.items():
         table = pd.read_csv(path)
         ax_survival.plot(table["time_h"], table["survival_baseline"], "o-", label=animal)
@@ -140,7 +142,8 @@ def turnover_figure(turnover_csvs: dict[str, Path], out_png: Path) -> Path:
 
 def response_change_figure(summary_csvs: dict[str, Path], out_png: Path) -> Path:
     """Mean response amplitude and fraction responsive per session."""
-    fig, (ax_amp, ax_frac) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig = Figure(figsize=(9, 3.2))
+    (ax_amp, ax_frac) = fig.subplots(1, 2)
     for animal, path in summary_csvs.items():
         table = pd.read_csv(path)
         ax_amp.plot(table["time_h"], table["mean_amplitude"], "o-", label=animal)

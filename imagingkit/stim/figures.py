@@ -1,4 +1,4 @@
-"""Figures of stimulus responses (matplotlib, Agg backend: no display needed)."""
+"""Figures of stimulus responses (matplotlib figures without pyplot: no display, no backend switch)."""
 
 from __future__ import annotations
 
@@ -38,16 +38,14 @@ def plot_responses(
     frame_shape : (int, int) or None
         Field of view (Y, X) for the map's limits.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     order = np.arange(len(trial_mean)) if order is None else np.asarray(order)
     data = trial_mean[order]
     finite = data[np.isfinite(data)]
     vmax = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
-    fig, (ax_heat, ax_map) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [1.3, 1]})
+    fig = Figure(figsize=(11, 4.5))
+    (ax_heat, ax_map) = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
     image = ax_heat.imshow(
         np.ma.masked_invalid(data),
         aspect="auto",
@@ -81,5 +79,4 @@ def plot_responses(
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100, format="png")
-    plt.close(fig)
     return path

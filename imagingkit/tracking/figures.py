@@ -1,4 +1,4 @@
-"""Figures of a tracking result: fate map and survival curves (matplotlib, Agg, no display)."""
+"""Figures of a tracking result: fate map and survival curves (matplotlib figures without pyplot: no display, no backend switch)."""
 
 from __future__ import annotations
 
@@ -30,12 +30,11 @@ def plot_tracking(
     path : str or Path
         Output PNG file (written as given; wrap in ``atomic_path`` for atomicity).
     """
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=(11, 5))
 
-    fig, (ax_map, ax_surv) = plt.subplots(1, 2, figsize=(11, 5))
+    (ax_map, ax_surv) = fig.subplots(1, 2)
     per_track = tracks.groupby("track_id").agg(y=("y", "mean"), x=("x", "mean"), fate=("fate", "first"))
     for fate, colour in FATE_COLOURS.items():
         sel = per_track[per_track["fate"] == fate]
@@ -66,5 +65,4 @@ def plot_tracking(
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120, format="png")
-    plt.close(fig)
     return path

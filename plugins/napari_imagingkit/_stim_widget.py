@@ -1,12 +1,10 @@
 """Stimulation widget: load events or triggers, trial-averaged response of the selected ROI, responder map.
 
-The calls are those of ``imagingkit stim responses`` (:mod:`imagingkit.commands.stim`):
-:func:`~imagingkit.stim.sources.read_event_table` or
-:func:`~imagingkit.stim.events_from_triggers` (+ frame-clock alignment),
-:func:`~imagingkit.stim.select_in_recording`, :func:`~imagingkit.stim.roi_sample_times`,
-light-artifact masking, :func:`~imagingkit.stim.trial_responses` and
-:func:`~imagingkit.stim.response_statistics`. ROIs and traces come from the Neurons
-widget's Labels layer (or a neurons output folder opened with the imagingkit reader).
+The analysis is the stim library's, shared with ``imagingkit stim responses`` and the pipeline:
+:func:`imagingkit.stim.analysis.events_for_session` and
+:func:`imagingkit.stim.analysis.analyse_responses` (events inside the recording, sub-frame sample
+times, light-artifact masking, trial responses, per-ROI statistics). ROIs and traces come from the
+Neurons widget's Labels layer (or a neurons output folder opened with the imagingkit reader).
 """
 
 from __future__ import annotations
@@ -19,26 +17,11 @@ import pandas as pd
 from magicgui.widgets import ComboBox, Container, FileEdit, LineEdit
 
 from imagingkit._atomic import atomic_path
-from imagingkit.stim import (
-    RESPONSE_COLUMNS,
-    ArtifactParams,
-    PulseParams,
-    StatsParams,
-    WindowParams,
-    detect_light_artifacts,
-    events_from_triggers,
-    fit_clock,
-    frame_times_from_clock,
-    read_trigger_file,
-    response_statistics,
-    roi_artifact_mask,
-    roi_sample_times,
-    select_in_recording,
-    trial_responses,
-)
-from imagingkit.stim import artifacts as stim_artifacts
+from imagingkit.stim import RESPONSE_COLUMNS, ArtifactParams, StatsParams, WindowParams
+from imagingkit.stim import analysis as stim_analysis
 from imagingkit.stim import clock as stim_clock
-from imagingkit.stim import timing as stim_timing
+from imagingkit.stim.analysis import EventSource, events_for_session
+from imagingkit.stim.artifacts import NEUROPIL_MARGIN_PX
 from imagingkit.stim.sources import read_event_table
 
 from ._base import (
@@ -65,55 +48,27 @@ def parse_window(text: str, name: str) -> tuple[float, float]:
 def events_from_trigger_file(
     path: Path, stim_channel: str, frame_channel: str, frame_times_s: np.ndarray
 ) -> pd.DataFrame:
-    """Events from a trigger file's stimulation channel, put on the imaging clock by its frame clock."""
-    data = read_trigger_file(path)
-    events = events_from_triggers(
-        data.channel(stim_channel),
-        data.rate_hz,
-        PulseParams(),
-        t0_s=data.t0_s,
-        source=f"{path}:{stim_channel}",
-    )
-    if frame_channel:
-        onsets = frame_times_from_clock(
-            data.channel(frame_channel),
-            data.rate_hz,
-            n_frames_expected=frame_times_s.size,
-            t0_s=data.t0_s,
-            source=f"{path}:{frame_channel}",
-        )
-        events = stim_clock.align_events(
-            events, fit_clock(onsets, np.sort(frame_times_s.ravel()), source=str(path))
-        )
+    """Events from a trigger file's stimulation channel, on the imaging clock via its frame clock."""
+    source = EventSource("triggers", path, stim_channel=stim_channel, frame_channel=frame_channel or None)
+    events, _ = events_for_session(source, frame_times_s)
     return events
 
 
 def analyse_responses(
     traces_dff, rois: pd.DataFrame, events, frame_times_s, recording, window: WindowParams, stats: StatsParams
 ):
-    """Trials and per-ROI statistics, as ``imagingkit stim responses`` computes them."""
-    line_period = recording.line_period_s if recording is not None else None
-    selection = select_in_recording(events, frame_times_s, window_s=window.span_s, source="events")
-    roi_y, roi_x = rois["y"].to_numpy(float), rois["x"].to_numpy(float)
-    sample_times = roi_sample_times(
+    """Trials and per-ROI statistics, exactly as ``imagingkit stim responses`` computes them."""
+    result = stim_analysis.analyse_responses(
+        traces_dff,
         frame_times_s,
-        roi_y,
-        line_period_s=line_period,
-        roi_x_px=roi_x,
-        n_pixels_x=None if recording is None else recording.frame_shape[1],
-        bidirectional=bool(recording.bidirectional) if recording is not None else False,
+        rois,
+        events,
+        recording=recording,
+        window=window,
+        stats=stats,
+        artifacts=ArtifactParams(margin_px=NEUROPIL_MARGIN_PX),
     )
-    traces = np.asarray(traces_dff, np.float32)
-    if recording is not None and line_period:
-        aparams = ArtifactParams()
-        brightness = stim_artifacts.line_brightness(recording, plane=0, chunk_frames=aparams.chunk_frames)
-        lines = stim_timing.line_times(frame_times_s, brightness.shape[1], line_period, plane=0)
-        mask = detect_light_artifacts(brightness, selection.events, lines, line_period, aparams)
-        radius = rois["radius_px"].to_numpy(float) if "radius_px" in rois else np.zeros(len(rois))
-        traces = stim_artifacts.apply_mask(traces, roi_artifact_mask(mask, roi_y - radius, roi_y + radius))
-    trials = trial_responses(traces, sample_times, selection.events, window, source="traces")
-    table = response_statistics(trials, stats, roi_ids=rois["roi_id"].to_numpy())
-    return trials, table
+    return result.trials, result.table
 
 
 class StimWidget(StepWidget):
