@@ -7,7 +7,7 @@ S2P_BIN := $(S2P_VENV)/bin
 PIP_FLAGS ?= -q --disable-pip-version-check
 DEMO_DIR ?= demo_output
 
-.PHONY: venv install demo test test-suite2p suite2p-env bench lint format clean
+.PHONY: venv install demo test test-suite2p suite2p-env bench-s2p-env bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,15 @@ suite2p-env: $(S2P_BIN)/python
 test-suite2p: suite2p-env
 	$(S2P_BIN)/python -m pytest -m suite2p
 
-bench: install suite2p-env
+# suite2p 1.1 for side-by-side benchmarks (pulls a CUDA build of torch; runs on the CPU here).
+BENCH_S2P_VENV ?= .venv-bench-s2p
+$(BENCH_S2P_VENV)/bin/python:
+	$(PYTHON) -m venv $(BENCH_S2P_VENV)
+	$(BENCH_S2P_VENV)/bin/pip install $(PIP_FLAGS) "suite2p==1.1.0" pandas tifffile
+
+bench-s2p-env: $(BENCH_S2P_VENV)/bin/python
+
+bench: install suite2p-env bench-s2p-env
 	$(BIN)/pip install $(PIP_FLAGS) -e ".[test]"
 	$(BIN)/python benchmarks/run_all.py
 
@@ -50,4 +58,4 @@ format: venv
 	$(BIN)/ruff check --fix imagingkit plugins tests benchmarks sample_data
 
 clean:
-	rm -rf $(VENV) $(S2P_VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(S2P_VENV) $(BENCH_S2P_VENV) $(DEMO_DIR) .pytest_cache
