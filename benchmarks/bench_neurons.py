@@ -9,12 +9,15 @@ compares detection quality. Scores: precision, recall, F1 of ``is_cell`` ROIs
 (match: IoU >= 0.3 or centroid distance <= 4 px, one-to-one), median
 correlation of dF/F with the true calcium over matched ROIs, and time.
 
-A scale run streams a 512x512 movie from disk (a .npy memory map, chunks of
-500 frames) through detection and extraction in a subprocess and reports time
-and peak RSS; the full 54,000-frame case is extrapolated from two shorter
-lengths (stated as such in the table).
+A scale run streams a raw 512x512 uint16 movie from disk (np.fromfile, chunks
+of 200 frames) through detection and extraction in a subprocess and reports
+time and peak RSS (default 6000 frames; ``--scale-frames 54000`` for 30 min at
+30 Hz).
 
-Usage: python benchmarks/bench_neurons.py [--quick] [--no-suite2p] [--no-scale]
+Usage: python benchmarks/bench_neurons.py [--quick] [--no-suite2p] [--no-scale] [--scale-only]
+       [--scale-frames N ...] [--seed S]
+Full runs save benchmarks/results/bench_neurons.json; --quick saves bench_neurons_quick.json;
+--seed S (S != 0, a held-out check) saves bench_neurons[_quick]_seedS.json.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "bench_neurons.json"
+RESULTS_QUICK = (
+    ROOT / "benchmarks" / "results" / "bench_neurons_quick.json"
+)  # --quick never overwrites the full run
 SUITE2P_VENVS = {"suite2p-0.14": ROOT / ".venv-suite2p", "suite2p-1.x": ROOT / ".venv-bench-s2p"}
 
 
@@ -97,13 +103,13 @@ def run_suite2p(venv: Path, movie_path: Path, fs: float, diameter: float) -> tup
     return rois, float(data["seconds"]), wall
 
 
-def accuracy(configs, n_frames: int, with_suite2p: bool, tmp: Path) -> list[dict]:
+def accuracy(configs, n_frames: int, with_suite2p: bool, tmp: Path, seed: int = 0) -> list[dict]:
     from imagingkit.neurons import DetectionParams, detect_rois
 
     rows = []
     for n_cells, levels in configs:
         for snr in levels:
-            sim = simulate(snr, n_cells, n_frames)
+            sim = simulate(snr, n_cells, n_frames, seed=seed)
             rec = sim.recording
             t0 = time.perf_counter()
             rois = detect_rois(rec, DetectionParams(diameter_px=12))
@@ -167,15 +173,19 @@ class RawSource:
         return data.reshape(t1 - t0, 1, 1, *self.shape[3:])
 
 
-path, n_frames, tau_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+path, n_frames, chunk = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rec = make_recording(RawSource(path, n_frames, (512, 512)), "raw", frame_rate_hz=30.0)
+params = DetectionParams(diameter_px=12, chunk_frames=chunk)
 t0 = time.perf_counter()
-rois = detect_rois(rec, DetectionParams(diameter_px=12, chunk_frames=500, tau_s=tau_s, max_binned_frames=1000))
+rois = detect_rois(rec, params)
 t1 = time.perf_counter()
-traces = extract_traces(rec, rois, ExtractionParams(chunk_frames=500))
+rss_detect = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+traces = extract_traces(rec, rois, ExtractionParams(chunk_frames=chunk))
 t2 = time.perf_counter()
-print(json.dumps({"n_frames": n_frames, "n_rois": int(rois.n_rois), "tau_s": tau_s, "detect_s": t1 - t0,
-                  "extract_s": t2 - t1, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"n_frames": n_frames, "n_rois": int(rois.n_rois), "n_cells": int(rois.is_cell.sum()),
+                  "n_bins_cap": params.n_bins_cap((512, 512)), "chunk_frames": chunk,
+                  "detect_s": t1 - t0, "extract_s": t2 - t1, "peak_rss_detect_mb": rss_detect,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -187,47 +197,37 @@ def write_tiled_movie(path: Path, n_frames: int, tile) -> None:
             np.tile(tile[idx], (1, 4, 4)).astype(np.uint16).tofile(fh)
 
 
-def scale(lengths: list[int], tmp: Path) -> dict:
+def scale(lengths: list[int], tmp: Path, chunk_frames: int = 200) -> dict:
+    """Detection + extraction of 512x512 raw movies of the given lengths in a subprocess: time and peak RSS."""
     sim = simulate(8.0, 30, 3000, seed=3)
     tile = sim.movie[:, 0, 0]
     runs = []
     for n in lengths:
         path = tmp / f"scale_{n}.raw"
         write_tiled_movie(path, n, tile)
-        # bins of n / 1000 frames: 1000 binned frames as in the full 54,000-frame run (bins are capped at 1000)
-        tau_s = max(1, round(n / 1000)) / 30.0
         proc = subprocess.run(
-            [sys.executable, "-c", SCALE_SCRIPT, str(path), str(n), str(tau_s)],
+            [sys.executable, "-c", SCALE_SCRIPT, str(path), str(n), str(chunk_frames)],
             capture_output=True,
             text=True,
             cwd=ROOT,
         )
+        path.unlink()
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-2000:])
         run = json.loads(proc.stdout.strip().splitlines()[-1])
-        run["total_s"] = run["detect_s"] + run["extract_s"]
+        run["total_s"] = round(run["detect_s"] + run["extract_s"], 1)
         runs.append(run)
         print(
             f"  scale 512x512 x {n} frames: detect {run['detect_s']:.1f} s, extract {run['extract_s']:.1f} s, "
-            f"{run['n_rois']} ROIs, peak RSS {run['peak_rss_mb']:.0f} MB",
+            f"{run['n_rois']} ROIs, peak RSS {run['peak_rss_mb']:.0f} MB "
+            f"(detection {run['peak_rss_detect_mb']:.0f} MB)",
             flush=True,
         )
-        path.unlink()
-    result = {"measured": runs}
-    if len(runs) >= 2:
-        (n0, t0), (n1, t1) = (
-            (runs[0]["n_frames"], runs[0]["total_s"]),
-            (runs[-1]["n_frames"], runs[-1]["total_s"]),
-        )
-        per_frame = (t1 - t0) / (n1 - n0)
-        result["extrapolated_54000"] = {
-            "total_s": round(t0 + per_frame * (54000 - n0), 1),
-            "note": "EXTRAPOLATED linearly from two measured lengths, both run with 1000 time bins like the full "
-            "run (bins are capped at max_binned_frames=1000), so their difference is the per-frame streaming cost. "
-            "Peak RSS does not grow with length beyond one chunk: the binned movie is capped.",
-        }
-        print(f"  EXTRAPOLATED 54,000 frames: ~{result['extrapolated_54000']['total_s']:.0f} s", flush=True)
-    return result
+    return {
+        "measured": runs,
+        "note": "raw uint16 512x512 file tiling a 128x128 simulated movie 4x4 (cyclic in time), read with "
+        f"np.fromfile in chunks of {chunk_frames} frames; binned movie capped by max_binned_mb (600 MiB).",
+    }
 
 
 def main() -> None:
@@ -235,34 +235,49 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--quick", action="store_true", help="< 60 s: two SNR levels, built-in only, small scale run"
+        "--quick", action="store_true", help="< 60 s: two SNR levels, built-in only, no scale run"
     )
     parser.add_argument("--no-suite2p", action="store_true")
     parser.add_argument("--no-scale", action="store_true")
     parser.add_argument(
         "--scale-only", action="store_true", help="run only the scale part (keeps saved accuracy rows)"
     )
+    parser.add_argument(
+        "--scale-frames",
+        type=int,
+        nargs="+",
+        default=[6000],
+        help="lengths of the 512x512 scale runs (54000 = 30 min at 30 Hz)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="simulation seed of the accuracy movies")
     args = parser.parse_args()
     if args.quick:
-        configs, n_frames, lengths = [(30, [4.0, 8.0])], 1500, []
+        configs, n_frames = [(30, [4.0, 8.0])], 1500
         with_suite2p = False
         args.no_scale = True
     else:
-        configs, n_frames, lengths = [(30, [3.0, 5.0, 8.0, 16.0]), (60, [5.0, 8.0])], 3000, [3000, 6000]
+        configs, n_frames = [(30, [3.0, 5.0, 8.0, 16.0]), (60, [5.0, 8.0])], 3000
         with_suite2p = not args.no_suite2p
+    results_path = RESULTS_QUICK if args.quick else RESULTS
+    if args.seed != 0:  # held-out seeds go to their own file
+        results_path = results_path.with_name(f"{results_path.stem}_seed{args.seed}.json")
     with tempfile.TemporaryDirectory(prefix="bench-neurons-") as tmp:
         tmp = Path(tmp)
-        rows = None if args.scale_only else accuracy(configs, n_frames, with_suite2p, tmp)
-        scale_result = None if args.no_scale else scale(lengths, tmp)
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        rows = None if args.scale_only else accuracy(configs, n_frames, with_suite2p, tmp, args.seed)
+        scale_result = None if args.no_scale else scale(args.scale_frames, tmp)
+    previous = json.loads(results_path.read_text()) if results_path.exists() else {}
+    command = " ".join(["python", "benchmarks/bench_neurons.py", *sys.argv[1:]])
     result = {
         "quick": args.quick,
+        "seed": args.seed,
+        "accuracy_command": command if rows is not None else previous.get("accuracy_command"),
         "accuracy": rows if rows is not None else previous.get("accuracy"),
+        "scale_command": command if scale_result is not None else previous.get("scale_command"),
         "scale": scale_result if scale_result is not None else previous.get("scale"),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    print(f"saved {RESULTS}")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(result, indent=2))
+    print(f"saved {results_path}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from scipy import stats
 from imagingkit.errors import DataError, ParameterError
 from imagingkit.neurons.roiset import RoiSet
 
+UNDERSIZE_PENALTY = 2.0  # soma mode: logit per unit |log npix_ratio| below the expected size
+OVERSIZE_PENALTY = 2.5  # ... and above it
 FEATURES = ("npix_ratio", "compactness", "aspect_ratio", "trace_skew", "trace_snr")
 
 
@@ -69,8 +71,10 @@ def default_cell_probability(
 ) -> np.ndarray:
     """Fixed logistic score of the features; (n_rois,) probabilities in [0, 1].
 
-    ``logit = 2 - 2.5 |log npix_ratio| - 3 (compactness - 1) - (aspect_ratio - 1)
-    + 2 log(trace_snr / snr_threshold) + 0.5 trace_skew``; in "small" mode the
+    ``logit = 2 - a |log npix_ratio| - 3 (compactness - 1) - (aspect_ratio - 1)
+    + 2 log(trace_snr / snr_threshold) + 0.5 trace_skew`` with ``a = 2.5`` for
+    ROIs larger than expected and 2 for smaller ones (cells partly hidden by a
+    neighbour or with a saturated core come out small); in "small" mode the
     shape terms are dropped except a penalty for ROIs larger than 4x expected.
     Missing (NaN) features contribute nothing. The weights were set by hand so
     that a disk of the expected size with a clear transient scores ~0.9 and a
@@ -82,7 +86,7 @@ def default_cell_probability(
     ratio = np.clip(f["npix_ratio"].to_numpy(float), 1e-3, None)
     logit = np.full(len(f), 2.0)
     if mode == "soma":
-        logit -= 2.5 * np.abs(np.log(ratio))
+        logit -= np.where(ratio < 1, UNDERSIZE_PENALTY, OVERSIZE_PENALTY) * np.abs(np.log(ratio))
         logit -= 3.0 * np.clip(f["compactness"].to_numpy(float) - 1.0, 0, None)
         logit -= 1.0 * np.clip(f["aspect_ratio"].to_numpy(float) - 1.0, 0, None)
     else:

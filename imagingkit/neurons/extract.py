@@ -20,6 +20,9 @@ from imagingkit.neurons.dff import compute_dff
 from imagingkit.neurons.params import ExtractionParams
 from imagingkit.neurons.roiset import RoiSet
 
+SUB_BLOCK_FRAMES = 64  # frames converted to float32 at a time
+ROI_BLOCK = 64  # ROIs whose dF/F and spikes are computed together (bounds the float64 temporaries)
+
 
 @dataclasses.dataclass(frozen=True)
 class Traces:
@@ -113,8 +116,11 @@ def raw_traces(
     """
     out = np.empty((weights.shape[0], recording.n_frames), dtype=np.float32)
     for t0, block in recording.iter_chunks(chunk_frames, plane=plane, channel=channel):
-        flat = block.reshape(len(block), -1).astype(np.float32, copy=False)
-        out[:, t0 : t0 + len(block)] = (weights @ flat.T).astype(np.float32)
+        for s0 in range(0, len(block), SUB_BLOCK_FRAMES):  # small float32 copies whatever the chunk size
+            flat = (
+                block[s0 : s0 + SUB_BLOCK_FRAMES].reshape(-1, weights.shape[1]).astype(np.float32, copy=False)
+            )
+            out[:, t0 + s0 : t0 + s0 + len(flat)] = (weights @ flat.T).astype(np.float32)
     if bad_frames is not None:
         out[:, np.asarray(bad_frames, bool)] = np.nan
     return out
@@ -213,27 +219,33 @@ def extract_traces(
         coef = estimate_neuropil_coefficient(F, Fneu)
     else:
         coef = np.full(n, float(params.neuropil_coefficient))
-    corrected = F.astype(np.float64) - coef[:, None] * Fneu
-    dff, baseline = compute_dff(
-        corrected,
-        fs,
-        raw=F,
-        method=params.baseline_method,
-        window_s=params.baseline_window_s,
-        smooth_s=params.baseline_smooth_s,
-        percentile=params.baseline_percentile,
-    )
-    baseline[~np.isfinite(dff)] = np.nan
-    if params.deconvolve:
-        spikes = deconvolve_traces(dff, fs, params.tau_decay_s)
-    else:
-        spikes = np.where(np.isfinite(dff), 0.0, np.nan)
+    dff = np.empty(F.shape, np.float32)
+    baseline = np.empty(F.shape, np.float32)
+    spikes = np.empty(F.shape, np.float32)
+    for r0 in range(0, n, ROI_BLOCK):  # float64 temporaries for a block of ROIs at a time
+        rows = slice(r0, r0 + ROI_BLOCK)
+        corrected = F[rows].astype(np.float64) - coef[rows, None] * Fneu[rows]
+        block_dff, block_base = compute_dff(
+            corrected,
+            fs,
+            raw=F[rows],
+            method=params.baseline_method,
+            window_s=params.baseline_window_s,
+            smooth_s=params.baseline_smooth_s,
+            percentile=params.baseline_percentile,
+        )
+        block_base[~np.isfinite(block_dff)] = np.nan
+        dff[rows], baseline[rows] = block_dff, block_base
+        if params.deconvolve:
+            spikes[rows] = deconvolve_traces(block_dff, fs, params.tau_decay_s)
+        else:
+            spikes[rows] = np.where(np.isfinite(block_dff), 0.0, np.nan)
     return Traces(
         F=F,
         Fneu=Fneu,
-        dff=dff.astype(np.float32),
-        spikes=spikes.astype(np.float32),
+        dff=dff,
+        spikes=spikes,
         time_s=np.asarray(time_s, dtype=np.float64),
         neuropil_coefficient=coef,
-        baseline=baseline.astype(np.float32),
+        baseline=baseline,
     )

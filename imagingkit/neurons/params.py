@@ -27,13 +27,23 @@ class DetectionParams:
         Frame rate; None = taken from the recording (30 Hz if it has none).
     max_binned_frames : int
         Upper bound on the number of time bins kept in memory (bins grow for
-        long recordings): memory is ``max_binned_frames * Y * X * 4`` bytes.
+        long recordings): memory is ``n_bins * Y * X * 4`` bytes.
+    max_binned_mb : float
+        Second cap on the binned movie, in MiB: the number of bins is at most
+        ``max_binned_mb * 2**20 / (4 * Y * X)`` (600 MiB: 1000 bins up to
+        ~400x400 pixels, 600 bins at 512x512). Peak memory of detection is
+        about this plus one chunk of frames.
     highpass_window_s : float
         Window of the running mean removed from every pixel (slow drifts).
     threshold : float
         Minimum peak of an ROI's binned activity trace, in noise standard deviations.
     max_rois : int
         Stop after this many ROIs.
+    cross_validate : bool or None
+        Test an ROI's peak SNR on time bins its footprint was not fitted to (see
+        :func:`imagingkit.neurons.builtin.held_out_snr`; ROIs need two or more
+        events). None = on in "small" mode, where a handful of pixels fitted to
+        a few bins easily turn noise into a transient; off in "soma" mode.
     chunk_frames : int
         Frames read from disk at a time.
     plane, channel : int
@@ -45,9 +55,11 @@ class DetectionParams:
     tau_s: float = 0.7
     frame_rate_hz: float | None = None
     max_binned_frames: int = 1000
+    max_binned_mb: float = 600.0
     highpass_window_s: float = 30.0
     threshold: float = 5.0
     max_rois: int = 5000
+    cross_validate: bool | None = None
     chunk_frames: int = 500
     plane: int = 0
     channel: int = 0
@@ -57,7 +69,7 @@ class DetectionParams:
             raise ParameterError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.diameter_px is not None and not self.diameter_px >= 1:
             raise ParameterError(f"diameter_px must be >= 1, got {self.diameter_px}")
-        for name in ("tau_s", "highpass_window_s", "threshold"):
+        for name in ("tau_s", "highpass_window_s", "threshold", "max_binned_mb"):
             if not getattr(self, name) > 0:
                 raise ParameterError(f"{name} must be positive, got {getattr(self, name)}")
         if self.frame_rate_hz is not None and not self.frame_rate_hz > 0:
@@ -65,6 +77,16 @@ class DetectionParams:
         for name in ("max_binned_frames", "max_rois", "chunk_frames"):
             if getattr(self, name) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def n_bins_cap(self, shape_yx: tuple[int, int]) -> int:
+        """Most time bins allowed for frames of ``shape_yx`` (both caps applied, at least 3)."""
+        by_memory = int(self.max_binned_mb * 2**20 // (4 * shape_yx[0] * shape_yx[1]))
+        return max(3, min(self.max_binned_frames, by_memory))
+
+    @property
+    def use_cross_validation(self) -> bool:
+        """Whether held-out SNR testing applies (the mode's default filled in)."""
+        return self.mode == "small" if self.cross_validate is None else bool(self.cross_validate)
 
     @property
     def diameter(self) -> float:

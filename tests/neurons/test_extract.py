@@ -118,3 +118,16 @@ def test_empty_roi_set_and_shape_mismatch():
         extract_traces(movie, RoiSet.from_pixels((12, 10), [[1]], [[1]]))
     with pytest.raises(ParameterError, match="bad_frames"):
         extract_traces(movie, RoiSet.from_pixels((10, 10), [[1]], [[1]]), bad_frames=np.zeros(3, bool))
+
+
+def test_roi_blocks_and_frame_sub_blocks_give_the_same_traces(monkeypatch):
+    import imagingkit.neurons.extract as extract_module
+
+    movie, fp, _, _ = small_movie(n_frames=300, noise_sd=5.0)
+    rois = RoiSet.from_masks(fp)
+    whole = extract_traces(movie, rois, ExtractionParams(chunk_frames=300), frame_rate_hz=30.0)
+    monkeypatch.setattr(extract_module, "ROI_BLOCK", 1)
+    monkeypatch.setattr(extract_module, "SUB_BLOCK_FRAMES", 7)
+    blocked = extract_traces(movie, rois, ExtractionParams(chunk_frames=50), frame_rate_hz=30.0)
+    for name in ("F", "Fneu", "dff", "spikes", "baseline"):
+        np.testing.assert_allclose(getattr(blocked, name), getattr(whole, name), rtol=1e-5, atol=1e-5)
