@@ -2,7 +2,9 @@
 
 The movie is read once, chunk by chunk; each chunk is multiplied by one sparse
 (2 n_rois, Y * X) matrix holding the ROI weights and the neuropil annuli, so
-memory is bounded by one chunk whatever the recording length.
+memory is bounded by one chunk whatever the recording length. Overlapping ROIs
+are then demixed from these weighted means by least squares (exact, see
+:mod:`imagingkit.neurons.demix`) when ``ExtractionParams.demix`` is set.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from scipy import ndimage, sparse
 from imagingkit.errors import DataError, ParameterError
 from imagingkit.io.recording import Recording
 from imagingkit.neurons.deconvolve import deconvolve_traces
+from imagingkit.neurons.demix import demix_traces, make_demixer
 from imagingkit.neurons.detect import as_recording
 from imagingkit.neurons.dff import compute_dff
 from imagingkit.neurons.params import ExtractionParams
@@ -216,9 +219,11 @@ def extract_traces(
     no_annulus = np.asarray(stacked[n:].sum(axis=1)).ravel() == 0
     Fneu[no_annulus] = np.where(np.isfinite(F[no_annulus]), 0.0, np.nan)
     if params.neuropil_coefficient == "estimate":
-        coef = estimate_neuropil_coefficient(F, Fneu)
+        coef = estimate_neuropil_coefficient(F, Fneu)  # from the weighted means, before demixing
     else:
         coef = np.full(n, float(params.neuropil_coefficient))
+    if params.demix:  # neuropil out before the least-squares solve, back in after; in place, streamed
+        demix_traces(F, make_demixer(stacked[:n]), neuropil=Fneu, coefficient=coef, in_place=True)
     dff = np.empty(F.shape, np.float32)
     baseline = np.empty(F.shape, np.float32)
     spikes = np.empty(F.shape, np.float32)

@@ -124,6 +124,14 @@ class ExtractionParams:
         Indicator decay time for OASIS.
     deconvolve : bool
         Run OASIS spike inference.
+    demix : bool
+        Demix overlapping ROIs: least-squares traces from the ROI footprints
+        (:mod:`imagingkit.neurons.demix`) instead of independent weighted means,
+        so an ROI no longer carries an overlapping neighbour's light. The
+        neuropil (``coefficient * Fneu``) is subtracted before demixing and
+        added back, so ``F - coefficient * Fneu`` is the demixed corrected
+        trace and ``Fneu`` is unchanged. ROIs that share no pixel with another
+        ROI are unaffected (bit-identical ``F``).
     chunk_frames : int
         Frames read at a time.
     plane, channel : int
@@ -140,6 +148,7 @@ class ExtractionParams:
     baseline_percentile: float = 8.0
     tau_decay_s: float = 0.7
     deconvolve: bool = True
+    demix: bool = True
     chunk_frames: int = 500
     plane: int = 0
     channel: int = 0

@@ -131,3 +131,72 @@ def test_roi_blocks_and_frame_sub_blocks_give_the_same_traces(monkeypatch):
     blocked = extract_traces(movie, rois, ExtractionParams(chunk_frames=50), frame_rate_hz=30.0)
     for name in ("F", "Fneu", "dff", "spikes", "baseline"):
         np.testing.assert_allclose(getattr(blocked, name), getattr(whole, name), rtol=1e-5, atol=1e-5)
+
+
+def _overlapping_movie(n_frames=1200, seed=3):
+    """Two Gaussian somata 7 px apart (overlapping footprints), independent calcium, uniform neuropil."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:64, :64]
+    fp = np.stack([np.exp(-((yy - 32) ** 2 + (xx - cx) ** 2) / (2 * 3.5**2)) for cx in (28, 35)])
+    fp[fp < 0.1] = 0.0
+    calcium = np.stack([np.convolve(rng.random(n_frames) < 0.01, np.exp(-np.arange(60) / 15))[:n_frames]] * 2)
+    calcium[1] = np.convolve(rng.random(n_frames) < 0.01, np.exp(-np.arange(60) / 15))[:n_frames]
+    neuropil = 20 + 5 * np.sin(np.arange(n_frames) / 30)
+    movie = 100 + neuropil[:, None, None] + np.einsum("nt,nyx->tyx", 200 * calcium, fp)
+    movie += rng.normal(0, 2.0, movie.shape)
+    return movie.astype(np.float32), fp, calcium
+
+
+def test_demix_separates_overlapping_rois():
+    movie, fp, calcium = _overlapping_movie()
+    rois = RoiSet.from_masks(fp)
+    assert (rois.weight_matrix() @ rois.weight_matrix().T).toarray()[0, 1] > 0  # they share pixels
+    common = dict(neuropil_coefficient=1.0, deconvolve=False)
+    plain = extract_traces(movie, rois, ExtractionParams(demix=False, **common), frame_rate_hz=30.0)
+    demixed = extract_traces(movie, rois, ExtractionParams(demix=True, **common), frame_rate_hz=30.0)
+    design = np.column_stack([calcium[0], calcium[1], np.ones(calcium.shape[1])])
+    for i, j in ((0, 1), (1, 0)):
+        # share of the neighbour's calcium in ROI i's corrected trace, relative to its own
+        mixed = np.linalg.lstsq(design, plain.F[i] - plain.Fneu[i], rcond=None)[0]
+        clean = np.linalg.lstsq(design, demixed.F[i] - demixed.Fneu[i], rcond=None)[0]
+        assert mixed[j] / mixed[i] > 0.2  # weighted means are contaminated ...
+        assert abs(clean[j] / clean[i]) < 0.02  # ... demixed traces are not
+        assert np.corrcoef(demixed.F[i] - demixed.Fneu[i], calcium[i])[0, 1] > 0.99
+        assert np.corrcoef(plain.F[i] - plain.Fneu[i], calcium[i])[0, 1] < 0.99
+    np.testing.assert_array_equal(demixed.Fneu, plain.Fneu)  # neuropil traces unchanged
+
+
+def test_demix_equals_per_pixel_least_squares():
+    from scipy import linalg
+
+    movie, fp, _ = _overlapping_movie(n_frames=40)
+    rois = RoiSet.from_masks(fp)
+    traces = extract_traces(
+        movie, rois, ExtractionParams(neuropil_coefficient=0.0, deconvolve=False), frame_rate_hz=30.0
+    )
+    w = rois.weight_matrix().toarray().astype(np.float64)
+    union = (w > 0).any(axis=0)
+    u = (w / (w**2).sum(axis=1, keepdims=True))[:, union]  # footprints with w_j . u_j = 1
+    pixels = movie.reshape(len(movie), -1)[:, union].astype(np.float64)
+    expected = linalg.lstsq(u.T, pixels.T)[0]
+    np.testing.assert_allclose(traces.F, expected, rtol=1e-4)
+
+
+def test_demix_leaves_non_overlapping_rois_identical():
+    movie, fp, _, _ = small_movie(n_frames=300, noise_sd=2.0)
+    rois = RoiSet.from_masks(fp)
+    bad = np.zeros(300, bool)
+    bad[50:60] = True
+    on = extract_traces(movie, rois, ExtractionParams(demix=True), bad_frames=bad, frame_rate_hz=30.0)
+    off = extract_traces(movie, rois, ExtractionParams(demix=False), bad_frames=bad, frame_rate_hz=30.0)
+    for name in ("F", "Fneu", "dff", "spikes", "baseline"):
+        np.testing.assert_array_equal(getattr(on, name), getattr(off, name))
+
+
+def test_demix_keeps_bad_frames_nan():
+    movie, fp, _ = _overlapping_movie(n_frames=300)
+    bad = np.zeros(300, bool)
+    bad[100:120] = True
+    traces = extract_traces(movie, RoiSet.from_masks(fp), bad_frames=bad, frame_rate_hz=30.0)
+    assert np.isnan(traces.F[:, bad]).all() and np.isfinite(traces.F[:, ~bad]).all()
+    assert np.isnan(traces.dff[:, bad]).all() and np.isfinite(traces.dff[:, ~bad]).all()

@@ -117,12 +117,12 @@ def synth_traces(sim) -> types.SimpleNamespace:
     """ROI traces of an :mod:`imagingkit.synth` recording through its TRUE footprints.
 
     ``F``, ``Fneu``: :func:`imagingkit.neurons.extract_traces` with the true footprints
-    as ROI weights (its neuropil annuli, no deconvolution). ``corrected``: ``F - 0.7 Fneu``.
-    ``demixed``: ``corrected`` with the overlap between footprints undone by least squares:
-    the simulator's somata overlap (PSF-blurred, densely packed), so a ROI's weighted mean
-    also holds a share of its neighbours' light, ``F_i = sum_j (w_i . a_j) f_j``; solving
-    that linear system with the true footprints ``a_j`` recovers each cell's own
-    fluorescence (what a demixing extractor such as CNMF estimates).
+    as ROI weights, plain weighted means (``demix=False``; its neuropil annuli, no
+    deconvolution). ``corrected``: ``F - 0.7 Fneu``. ``demixed``: the same extraction with
+    ``demix=True`` (the library's least-squares demixing of overlapping footprints,
+    :mod:`imagingkit.neurons.demix`), neuropil-corrected: the simulator's somata overlap
+    (PSF-blurred, densely packed), so a ROI's weighted mean also holds a share of its
+    neighbours' light, ``F_i = sum_j (w_i . a_j) f_j``, which demixing undoes.
     ``crosstalk``: (n_rois,) largest share of a responder's signal in each ROI's
     weighted mean (``(w_i . a_j) / (w_i . a_i)``, j responsive, j != i).
     """
@@ -132,18 +132,18 @@ def synth_traces(sim) -> types.SimpleNamespace:
 
     truth = sim.truth
     rois = RoiSet.from_masks(truth.footprints)
-    traces = extract_traces(sim.recording, rois, ExtractionParams(deconvolve=False))
+    plain = extract_traces(sim.recording, rois, ExtractionParams(deconvolve=False, demix=False))
+    demixed = extract_traces(sim.recording, rois, ExtractionParams(deconvolve=False, demix=True))
     weights = rois.weight_matrix().toarray()
     footprints = truth.footprints.reshape(truth.n_rois, -1).astype(np.float64)
     overlap = weights @ footprints.T  # (i, j): light of cell j in ROI i's weighted mean, per unit f_j
-    corrected = traces.F.astype(np.float64) - 0.7 * traces.Fneu
     share = overlap / np.diag(overlap)[:, None]
     np.fill_diagonal(share, 0.0)
     return types.SimpleNamespace(
-        F=traces.F,
-        Fneu=traces.Fneu,
-        corrected=corrected.astype(np.float32),
-        demixed=np.linalg.solve(overlap, corrected).astype(np.float32),
+        F=plain.F,
+        Fneu=plain.Fneu,
+        corrected=(plain.F.astype(np.float64) - 0.7 * plain.Fneu).astype(np.float32),
+        demixed=(demixed.F.astype(np.float64) - 0.7 * demixed.Fneu).astype(np.float32),
         crosstalk=(share * (truth.responsive != 0)[None, :]).max(axis=1),
         radius_px=rois.radius_px,
     )
