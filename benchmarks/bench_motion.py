@@ -156,6 +156,7 @@ def main() -> int:
             "platform": platform.platform(),
             "load_avg_start": os.getloadavg(),
         },
+        "command": " ".join(["python", "benchmarks/bench_motion.py", *sys.argv[1:]]),
         "frames": args.frames,
         "shape_yx": [256, 256],
         "comparison": [],
@@ -184,6 +185,8 @@ def main() -> int:
             tiled_movie(path, base, n)
             res = run_engine("imagingkit-builtin", path, work / f"scaling_{n}.json", False, timeout_s=7200)
             res["mode"] = f"scaling {args.scaling_shape[0]}x{args.scaling_shape[1]}"
+            if "skipped" not in res:
+                res["cpu_ms_per_frame"] = 1e3 * res["cpu_s"] / res["n_frames"]
             report["scaling"].append(res)
             print(_row(res), flush=True)
             path.unlink()
@@ -208,23 +211,25 @@ def _row(r: dict) -> str:
     rms = f" rigid_rms={r['rigid_rms_px']:.3f}px" if "rigid_rms_px" in r else ""
     return (
         f"{r['mode']:>10} {r['engine']:<36} n={r['n_frames']:>6} {r['frames_per_s']:8.1f} frames/s "
-        f"(ref {r['reference_s']:.1f}s) peak_rss={r['peak_rss_mb']:.0f}MB{rms}{extra}"
+        f"(ref {r['reference_s']:.1f}s) cpu {1e3 * r['cpu_s'] / r['n_frames']:.2f} ms/frame "
+        f"peak_rss={r['peak_rss_mb']:.0f}MB{rms}{extra}"
     )
 
 
 def _summary(report: dict) -> None:
     print(
-        "\n| mode | engine | frames/s (total) | frames/s (after reference) | rigid RMS (px) | block RMS (px) | peak RSS (MB) |"
+        "\n| mode | engine | frames/s (total) | frames/s (after reference) | CPU ms/frame | rigid RMS (px) "
+        "| block RMS (px) | peak RSS (MB) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in report["comparison"]:
         if "skipped" in r:
-            print(f"| {r['mode']} | {r['engine']} | skipped | | | | |")
+            print(f"| {r['mode']} | {r['engine']} | skipped | | | | | |")
             continue
         block = r.get("block_rms_px")
         print(
             f"| {r['mode']} | {r['engine']} | {r['frames_per_s']:.0f} | {r['register_frames_per_s']:.0f} | "
-            f"{r['rigid_rms_px']:.3f} | "
+            f"{1e3 * r['cpu_s'] / r['n_frames']:.2f} | {r['rigid_rms_px']:.3f} | "
             f"{'' if block is None else f'{block:.3f}'} | {r['peak_rss_mb']:.0f} |"
         )
     by = {(r["mode"], r["engine"]): r for r in report["comparison"] if "skipped" not in r}
@@ -241,10 +246,15 @@ def _summary(report: dict) -> None:
                 f"{mode}: built-in is {ratio:.2f}x suite2p 1.1's throughput ({ratio_reg:.2f}x after the reference)"
             )
     if report["scaling"]:
-        print("\n| frames | frames/s | peak RSS (MB) |\n|---|---|---|")
+        print(
+            "\n| frames | wall s | frames/s (wall) | CPU s | CPU ms/frame | peak RSS (MB) |\n|---|---|---|---|---|---|"
+        )
         for r in report["scaling"]:
             if "skipped" not in r:
-                print(f"| {r['n_frames']} | {r['frames_per_s']:.0f} | {r['peak_rss_mb']:.0f} |")
+                print(
+                    f"| {r['n_frames']} | {r['elapsed_s']:.1f} | {r['frames_per_s']:.0f} | {r['cpu_s']:.1f} | "
+                    f"{1e3 * r['cpu_s'] / r['n_frames']:.3f} | {r['peak_rss_mb']:.0f} |"
+                )
 
 
 if __name__ == "__main__":

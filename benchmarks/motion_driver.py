@@ -76,10 +76,12 @@ def main() -> int:
     params = NonRigidParams() if args.nonrigid else RigidParams()
     with tempfile.TemporaryDirectory(dir=Path(args.out_json).parent) as tmp:
         start = time.perf_counter()
+        cpu_start = time.process_time()
         res = register_movie(
             rec, Path(tmp) / "reg", params, engine=args.engine, write_movie=not args.no_movie
         )
         elapsed = time.perf_counter() - start
+        cpu_s = time.process_time() - cpu_start
     shifts_path = Path(args.out_json).with_suffix(".shifts.npy")
     np.save(shifts_path, res.shifts[["dy", "dx"]].to_numpy())
     blocks_path = None
@@ -99,6 +101,7 @@ def main() -> int:
         "n_frames": int(movie.shape[0]),
         "shape_yx": list(movie.shape[1:]),
         "elapsed_s": elapsed,
+        "cpu_s": cpu_s,
         "reference_s": res.metrics["reference_s"],
         "frames_per_s": movie.shape[0] / elapsed,
         "peak_rss_mb": peak_rss_mb(),

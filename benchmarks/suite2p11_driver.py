@@ -53,6 +53,7 @@ def main() -> int:
     settings["nonrigid"] = args.nonrigid
     out_path = Path(args.out_json).with_suffix(".registered.bin")
     start = time.perf_counter()
+    cpu_start = time.process_time()
     idx = np.linspace(0, n - 1, min(settings["nimg_init"], n)).astype(int)
     frames = np.asarray(movie[idx]).astype(np.int16)
     ref = register.compute_reference(frames, settings=settings, device=device)
@@ -67,6 +68,7 @@ def main() -> int:
     )  # fmt: skip
     f_out.flush()
     elapsed = time.perf_counter() - start
+    cpu_s = time.process_time() - cpu_start
     del f_out
     out_path.unlink()
     shifts = np.stack([offsets[0], offsets[1]], axis=1).astype(float)
@@ -88,6 +90,7 @@ def main() -> int:
         "n_frames": int(n),
         "shape_yx": [ly, lx],
         "elapsed_s": elapsed,
+        "cpu_s": cpu_s,
         "reference_s": t_ref,
         "import_s": t_import,
         "frames_per_s": n / elapsed,

@@ -19,7 +19,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="motion-correct a movie (rigid or piecewise-rigid)",
         description=(
             "Register every frame of a recording to a reference built from the data and write "
-            "OUTDIR/registered.tif, shifts.csv (frame, plane, dy, dx, corr, bad), reference.tif, "
+            "OUTDIR/registered.tif, shifts.csv (frame, plane, dy, dx, corr, bad, ..., artifact), reference.tif, "
             "mean_image.tif, metrics.json and, with --nonrigid, block_shifts.npz. dy, dx: the frame's "
             "content relative to the reference, in pixels."
         ),
@@ -76,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
         write_movie=not args.no_movie,
     )  # fmt: skip
     n_bad = int(result.shifts["bad"].sum())
+    n_artifact = int(result.shifts["artifact"].sum())
     print(
         f"registered {recording.n_frames} frames ({result.metrics['frames_per_s']:.0f} frames/s, "
-        f"engine {args.engine}); {n_bad} bad frame(s); output in {args.out}"
+        f"engine {args.engine}); {n_bad} bad frame(s), {n_artifact} aligned on clean lines around "
+        f"light-artifact lines; output in {args.out}"
     )
     return 0
 

@@ -104,8 +104,12 @@ class BuiltinPlaneEngine:
     def prepared_reference(self) -> PreparedReference:
         return self.prepared
 
-    def register(self, frames: np.ndarray, channel: int) -> PlaneOutput:
-        """Register (n, C, Y, X) float32 frames on ``channel``; the same shifts move every channel."""
+    def register(self, frames: np.ndarray, channel: int, align: np.ndarray | None = None) -> PlaneOutput:
+        """Register (n, C, Y, X) float32 frames on ``channel``; the same shifts move every channel.
+
+        ``align`` (n, Y, X), when given, replaces ``frames[:, channel]`` for estimating the shifts
+        only (e.g. with artifact lines faded out); the registered output is always ``frames``.
+        """
         n = len(frames)
         out = PlaneOutput(
             np.empty(frames.shape, dtype=np.float32), np.zeros(n), np.zeros(n), np.zeros(n, np.float32)
@@ -114,11 +118,11 @@ class BuiltinPlaneEngine:
             out.block_dy = np.zeros((n, *self.blocks.grid.shape), np.float32)
             out.block_dx = np.zeros((n, *self.blocks.grid.shape), np.float32)
         for i in range(0, n, BATCH_FRAMES):
-            self._register_batch(frames[i : i + BATCH_FRAMES], channel, out, slice(i, i + BATCH_FRAMES))
+            sl = slice(i, i + BATCH_FRAMES)
+            self._register_batch(frames[sl], frames[sl, channel] if align is None else align[sl], out, sl)
         return out
 
-    def _register_batch(self, frames: np.ndarray, channel: int, out: PlaneOutput, sl: slice) -> None:
-        align = frames[:, channel]
+    def _register_batch(self, frames: np.ndarray, align: np.ndarray, out: PlaneOutput, sl: slice) -> None:
         dy, dx, peak = estimate_rigid_shifts(align, self.prepared)
         out.dy[sl], out.dx[sl], out.peak[sl] = dy, dx, peak
         if self.blocks is None:

@@ -42,8 +42,17 @@ class RigidParams:
     bad_corr_min_drop : float
         ... and only when its correlation is also at least this far below the median.
     bad_intensity_mad : float
-        A frame is bad when its mean intensity departs by more than this many
-        robust standard deviations from the median (light artifacts, blanking).
+        A frame is bad when its mean intensity (over its clean lines) departs by
+        more than this many robust standard deviations from the median (flashes, blanking).
+    artifact_line_z : float or None
+        Scan lines brighter than usual by more than this many robust standard
+        deviations are stimulation-light artifact lines (see
+        :mod:`imagingkit.motion.artifacts`); their frames are aligned on the
+        clean lines and marked ``artifact``. ``None`` switches detection off.
+    artifact_dilate_lines : int
+        Lines added on each side of a detected artifact run.
+    artifact_max_line_fraction : float
+        A frame with more than this fraction of artifact lines is bad (too little left to align).
     """
 
     max_shift_fraction: float = 0.1
@@ -59,6 +68,9 @@ class RigidParams:
     bad_jump_px: float = 4.0
     bad_intensity_mad: float = 8.0
     bad_corr_min_drop: float = 0.05
+    artifact_line_z: float | None = 8.0
+    artifact_dilate_lines: int = 1
+    artifact_max_line_fraction: float = 0.5
 
     def __post_init__(self):
         if not 0 < self.max_shift_fraction <= 0.5:
@@ -68,6 +80,12 @@ class RigidParams:
         for name in ("reference_frames", "chunk_frames", "n_workers", "reference_iterations"):
             if getattr(self, name) < 1:
                 raise ParameterError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.artifact_line_z is not None and self.artifact_line_z <= 0:
+            raise ParameterError(f"artifact_line_z must be > 0 or None, got {self.artifact_line_z}")
+        if not 0 < self.artifact_max_line_fraction <= 1:
+            raise ParameterError(
+                f"artifact_max_line_fraction must be in (0, 1], got {self.artifact_max_line_fraction}"
+            )
         if self.smooth_sigma_px <= 0:
             raise ParameterError(f"smooth_sigma_px must be > 0, got {self.smooth_sigma_px}")
 

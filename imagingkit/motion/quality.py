@@ -1,9 +1,12 @@
 """Registration quality: bad-frame flags and per-recording metrics.
 
 A frame is flagged bad (never silently smeared into the result) when it is not
-finite or constant, when its correlation to the reference is a robust outlier,
-when its shift jumps away from its neighbours or hits the search limit, or when
-its mean intensity is a robust outlier (light artifacts, blanking, saturation).
+finite or constant, when most of its lines carry stimulation-light artifact,
+when its correlation to the reference is a robust outlier, when its shift jumps
+away from its neighbours or hits the search limit, or when its mean intensity is
+a robust outlier (flashes, blanking, saturation). Correlation and intensity of a
+frame with a few artifact lines are measured on its clean lines, so such a frame
+is bad only when its clean part cannot be aligned.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ def flag_bad_frames(
     intensity_mad: float = 8.0,
     intensity_fraction: float = 0.1,
     corr_min_drop: float = 0.05,
+    artifact_fraction: np.ndarray | None = None,
+    max_artifact_fraction: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Flag frames that cannot be trusted.
 
@@ -64,17 +69,24 @@ def flag_bad_frames(
         Thresholds: robust SDs below the median correlation; shift jump in
         pixels; robust SDs and relative deviation of the mean intensity;
         smallest correlation drop below the median that counts.
+    artifact_fraction : ndarray, optional
+        (T,) fraction of scan lines with light artifact; ``corr`` and
+        ``mean_intensity`` should then be measured on the clean lines only.
+    max_artifact_fraction : float
+        Frames with a larger artifact fraction are bad (too few clean lines to align).
 
     Returns
     -------
     bad : ndarray
         (T,) bool.
     reason : ndarray
-        (T,) str: "", "invalid", "low_corr", "jump", "shift_limit", "intensity" (first that applies).
+        (T,) str: "", "invalid", "artifact", "low_corr", "jump", "shift_limit", "intensity"
+        (first that applies).
     """
     corr = np.asarray(corr, dtype=float)
     valid = np.asarray(valid, dtype=bool)
     reason = np.full(len(corr), "", dtype=object)
+    artifact = np.zeros(len(corr)) if artifact_fraction is None else np.asarray(artifact_fraction, float)
     intensity = np.asarray(mean_intensity, dtype=float)
     med_corr = np.median(corr[valid]) if valid.any() else 0.0
     med_intensity = np.median(intensity[valid]) if valid.any() else 0.0
@@ -85,6 +97,7 @@ def flag_bad_frames(
         ("low_corr", valid & (robust_z(corr, valid) < -corr_mad) & (corr < med_corr - corr_min_drop)),
         ("shift_limit", valid & ((np.abs(dy) >= max_shift_px - 0.5) | (np.abs(dx) >= max_shift_px - 0.5))),
         ("jump", valid & (jump_size_px(dy, dx) > jump_px)),
+        ("artifact", valid & (artifact > max_artifact_fraction)),
         ("invalid", ~valid),
     ]
     for name, hit in reversed(checks):

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import scipy.ndimage as ndi
 from scipy import optimize
+from scipy.interpolate import BSpline
 from skimage.registration import phase_cross_correlation
 from skimage.transform import warp_polar
 
@@ -46,13 +47,17 @@ class SessionParams:
         Largest rotation searched.
     nonrigid : bool
         Estimate the dense non-rigid residual after the similarity transform.
-    flow_degree : int
-        Degree of the polynomial surface (per axis) of the smooth non-rigid warp.
+    flow_spacing_px : tuple of float
+        Control-point spacing (pixels) of the cubic B-spline warp, coarse to fine.
+    flow_stretch_penalty : float
+        Weight of the mean squared first difference of neighbouring control points (px^2)
+        against the correlation: the warp levels off, rather than extrapolates, where no
+        structure constrains it (field edges, long straight dendrites).
+    flow_bending_penalty : float
+        Weight of the mean squared second difference of the control points (px^2)
+        against the correlation: keeps the warp smooth where no structure constrains it.
     flow_penalty : float
-        Weight of the mean squared flow (px^2) against the correlation: keeps the
-        warp small where the image has no structure to constrain it.
-    flow_smoothing_px : tuple of float
-        Gaussian smoothing (pixels) of the successive coarse-to-fine rounds of the warp fit.
+        Weight of the mean squared flow (px^2): keeps the warp small.
     min_correlation : float
         Registration fails when the normalised correlation after registration is below this
         (simulated dendrite images: same field 0.93-0.98, another field 0.34-0.60).
@@ -61,14 +66,21 @@ class SessionParams:
     normalise_sigma_px: float = 8.0
     max_rotation_deg: float = 15.0
     nonrigid: bool = True
-    flow_degree: int = 3
-    flow_penalty: float = 0.005
-    flow_smoothing_px: tuple[float, ...] = (0.0,)
+    flow_spacing_px: tuple[float, ...] = (64.0, 32.0)
+    flow_stretch_penalty: float = 0.002
+    flow_bending_penalty: float = 0.01
+    flow_penalty: float = 0.0005
     min_correlation: float = 0.75
 
     def __post_init__(self):
-        if self.normalise_sigma_px <= 0 or not 1 <= self.flow_degree <= 6:
-            raise ParameterError("normalise_sigma_px must be > 0 and flow_degree in 1..6")
+        if self.normalise_sigma_px <= 0:
+            raise ParameterError(f"normalise_sigma_px must be > 0, got {self.normalise_sigma_px}")
+        if not self.flow_spacing_px or min(self.flow_spacing_px) < 8:
+            raise ParameterError(
+                f"flow_spacing_px must be one or more spacings >= 8 px, got {self.flow_spacing_px}"
+            )
+        if min(self.flow_stretch_penalty, self.flow_bending_penalty, self.flow_penalty) < 0:
+            raise ParameterError("flow_stretch_penalty, flow_bending_penalty and flow_penalty must be >= 0")
         if not 0 < self.max_rotation_deg <= 90:
             raise ParameterError(f"max_rotation_deg must be in (0, 90], got {self.max_rotation_deg}")
 
@@ -314,11 +326,70 @@ def _fit_similarity(ref_n: np.ndarray, mov_n: np.ndarray, params: SessionParams)
     return SessionTransform((float(x[0]), float(x[1])), float(x[2]), float(np.exp(x[3])), centre)
 
 
-def _polynomial_terms(y: np.ndarray, x: np.ndarray, degree: int, shape: tuple[int, int]) -> np.ndarray:
-    """(N, n_terms) monomials y^i x^j (i + j <= degree) of coordinates scaled to [-1, 1]."""
-    ys = 2.0 * y / max(shape[0] - 1, 1) - 1.0
-    xs = 2.0 * x / max(shape[1] - 1, 1) - 1.0
-    return np.stack([ys**i * xs**j for i in range(degree + 1) for j in range(degree + 1 - i)], axis=1)
+def bspline_basis(n_px: int, spacing_px: float, coords_px: np.ndarray) -> np.ndarray:
+    """(len(coords), n_control) cubic B-spline basis on ``[0, n_px - 1]`` with knots every ~``spacing_px``."""
+    n_intervals = max(1, int(np.ceil((n_px - 1) / spacing_px)))
+    inner = np.linspace(0.0, n_px - 1.0, n_intervals + 1)
+    knots = np.r_[[inner[0]] * 3, inner, [inner[-1]] * 3]
+    coords = np.clip(np.asarray(coords_px, dtype=float), 0.0, n_px - 1.0)
+    return BSpline.design_matrix(coords, knots, 3).toarray()
+
+
+def _difference(n: int, order: int) -> np.ndarray:
+    """(n - order, n) finite-difference operator of ``order`` (no rows when n <= order)."""
+    if n <= order:
+        return np.zeros((0, n))
+    return np.diff(np.eye(n), order, axis=0)
+
+
+class _BSplineFlow:
+    """A smooth displacement field ``flow = By @ C @ Bx.T`` per axis on a regular grid of pixels.
+
+    Parameters
+    ----------
+    shape_yx : tuple of int
+        Image shape.
+    spacing_px : float
+        Control-point spacing.
+    ys, xs : ndarray
+        Pixel rows and columns where the field is evaluated.
+    """
+
+    def __init__(self, shape_yx, spacing_px, ys, xs):
+        self.by = bspline_basis(shape_yx[0], spacing_px, ys)
+        self.bx = bspline_basis(shape_yx[1], spacing_px, xs)
+        self.n_ctrl = (self.by.shape[1], self.bx.shape[1])
+        self.gram = {}
+        for order in (1, 2):
+            dy, dx = _difference(self.n_ctrl[0], order), _difference(self.n_ctrl[1], order)
+            self.gram[order] = (dy.T @ dy, dx.T @ dx)
+
+    @property
+    def size(self) -> int:
+        return 2 * self.n_ctrl[0] * self.n_ctrl[1]
+
+    def field(self, coef_flat: np.ndarray) -> np.ndarray:
+        """(2, len(ys), len(xs)) displacement."""
+        c = coef_flat.reshape(2, *self.n_ctrl)
+        return np.stack([self.by @ c[k] @ self.bx.T for k in range(2)])
+
+    def back(self, grad_field: np.ndarray) -> np.ndarray:
+        """Gradient with respect to the coefficients of a gradient with respect to the field."""
+        return np.stack([self.by.T @ grad_field[k] @ self.bx for k in range(2)]).ravel()
+
+    def roughness(self, coef_flat: np.ndarray, order: int) -> tuple[float, np.ndarray]:
+        """Mean squared ``order``-th differences of the control points along y and x (px^2), and gradient."""
+        c = coef_flat.reshape(2, *self.n_ctrl)
+        ry, rx = self.gram[order]
+        n = c[0].size
+        value = sum(float(np.sum(c[k] * (ry @ c[k])) + np.sum(c[k] * (c[k] @ rx))) for k in range(2))
+        grad = np.stack([ry @ c[k] + c[k] @ rx for k in range(2)])
+        return value / n, (2.0 * grad / n).ravel()
+
+    def fit_to(self, field: np.ndarray) -> np.ndarray:
+        """Least-squares coefficients reproducing a (2, len(ys), len(xs)) field."""
+        py, px = np.linalg.pinv(self.by), np.linalg.pinv(self.bx)
+        return np.stack([py @ field[k] @ px.T for k in range(2)]).ravel()
 
 
 def _fit_flow(
@@ -326,33 +397,36 @@ def _fit_flow(
 ) -> np.ndarray | None:
     """Smooth residual flow on the reference grid: ref(p) ~ session(A(p + flow(p))).
 
-    The flow is a polynomial surface of degree ``params.flow_degree`` per axis whose
-    coefficients maximise the normalised cross-correlation over the whole overlap
-    (L-BFGS with the analytic gradient). Fitting the whole field at once avoids the
-    aperture problem of local block matching on thin dendrites, and structures that
-    appear or vanish only lower the correlation locally.
+    The flow is a cubic B-spline field whose control points maximise the
+    normalised cross-correlation over the whole overlap (L-BFGS with the
+    analytic gradient), with a bending penalty on the control points. It is
+    fitted coarse to fine (``params.flow_spacing_px``), each level starting from
+    the previous one. Fitting the whole field at once avoids the aperture
+    problem of local block matching on thin dendrites (the penalty carries the
+    constraint of curved parts and spines along straight stretches), and
+    structures that appear or vanish only lower the correlation locally.
     """
     ny, nx = ref_n.shape
-    yy, xx = np.mgrid[0:ny:2, 0:nx:2].astype(float)  # every other pixel: 4x cheaper, same optimum
-    grid = np.stack([yy.ravel(), xx.ravel()], axis=1)
-    terms = _polynomial_terms(grid[:, 0], grid[:, 1], params.flow_degree, (ny, nx))
+    step = 2  # every other pixel: 4x cheaper, same optimum
+    ys, xs = np.arange(0, ny, step, dtype=float), np.arange(0, nx, step, dtype=float)
+    gy_, gx_ = np.meshgrid(ys, xs, indexing="ij")
+    grid = np.stack([gy_, gx_])  # (2, ny', nx')
     matrix = affine._matrix()
-    n_terms = terms.shape[1]
-    coef0 = np.zeros(n_terms * 2)
-    for sigma in params.flow_smoothing_px:  # coarse to fine
-        ref_s = ndi.gaussian_filter(ref_n, sigma) if sigma else ref_n
-        mov_s = ndi.gaussian_filter(mov_n, sigma) if sigma else mov_n
-        ref_pts = ndi.map_coordinates(ref_s, [grid[:, 0], grid[:, 1]], order=0)
-        grad_y, grad_x = np.gradient(mov_s)
+    ref_pts = ref_n[::step, ::step]
+    grad_y, grad_x = np.gradient(mov_n)
+    field = np.zeros_like(grid)
+    for spacing in params.flow_spacing_px:  # coarse to fine
+        model = _BSplineFlow((ny, nx), spacing, ys, xs)
+        coef0 = model.fit_to(field)
 
-        def evaluate(coef_flat, ref_pts=ref_pts, mov_s=mov_s, grad_y=grad_y, grad_x=grad_x):
-            coef = coef_flat.reshape(n_terms, 2)
-            disp = terms @ coef
-            src = affine._affine(grid + disp)
+        def evaluate(coef_flat, model=model):
+            disp = model.field(coef_flat)
+            p = (grid + disp).reshape(2, -1).T
+            src = affine._affine(p)
             coords = [src[:, 0], src[:, 1]]
-            w = ndi.map_coordinates(mov_s, coords, order=1, mode="constant", cval=0.0)
+            w = ndi.map_coordinates(mov_n, coords, order=1, mode="constant", cval=0.0)
             inside = (src[:, 0] >= 8) & (src[:, 0] <= ny - 9) & (src[:, 1] >= 8) & (src[:, 1] <= nx - 9)
-            r, wi = ref_pts[inside], w[inside]
+            r, wi = ref_pts.ravel()[inside], w[inside]
             rc, wc = r - r.mean(), wi - wi.mean()
             nr, nw = np.sqrt(rc @ rc), np.sqrt(wc @ wc)
             if nr == 0 or nw == 0:
@@ -361,21 +435,35 @@ def _fit_flow(
             dncc_dw = rc / (nr * nw) - ncc * wc / nw**2
             gy = ndi.map_coordinates(grad_y, coords, order=1, mode="constant")[inside]
             gx = ndi.map_coordinates(grad_x, coords, order=1, mode="constant")[inside]
-            g_src = np.stack([gy, gx], axis=1) @ matrix  # d w / d q, chain rule through A
-            grad = terms[inside].T @ (g_src * dncc_dw[:, None])
-            penalty = params.flow_penalty * float(np.mean(disp**2))
-            grad_penalty = params.flow_penalty * 2.0 * (terms.T @ disp) / len(disp)
-            return -ncc + penalty, (grad_penalty - grad).ravel()
+            g_src = np.stack([gy, gx], axis=1) @ matrix  # d w / d p, chain rule through A
+            g_field = np.zeros((2, p.shape[0]))
+            g_field[:, inside] = (g_src * dncc_dw[:, None]).T
+            stretch, grad_stretch = model.roughness(coef_flat, 1)
+            bend, grad_bend = model.roughness(coef_flat, 2)
+            size = float(np.mean(disp**2))
+            value = (
+                -ncc
+                + params.flow_stretch_penalty * stretch
+                + params.flow_bending_penalty * bend
+                + params.flow_penalty * size
+            )
+            grad = (
+                -model.back(g_field.reshape(disp.shape))
+                + params.flow_stretch_penalty * grad_stretch
+                + params.flow_bending_penalty * grad_bend
+                + params.flow_penalty * model.back(2.0 * disp / disp[0].size)
+            )
+            return value, grad
 
-        res = optimize.minimize(evaluate, coef0, jac=True, method="L-BFGS-B", options={"maxiter": 100})
+        res = optimize.minimize(evaluate, coef0, jac=True, method="L-BFGS-B", options={"maxiter": 200})
         if np.isfinite(res.fun) and res.fun < evaluate(coef0)[0]:
-            coef0 = res.x
-    if not np.any(coef0):
+            field = model.field(res.x)
+    if not np.any(field):
         return None
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
-    full_terms = _polynomial_terms(yy.ravel(), xx.ravel(), params.flow_degree, (ny, nx))
-    flow = (full_terms @ coef0.reshape(n_terms, 2)).T.reshape(2, ny, nx)
-    return flow.astype(np.float32)
+    full = np.stack(
+        [ndi.map_coordinates(f, np.mgrid[0:ny, 0:nx] / float(step), order=1, mode="nearest") for f in field]
+    )
+    return full.astype(np.float32)
 
 
 def _register_pair(

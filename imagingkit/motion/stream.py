@@ -2,7 +2,8 @@
 
 ``register_movie`` reads the recording in chunks, registers every plane (all
 channels aligned on one), and writes ``registered.tif`` page by page as a
-BigTIFF, plus ``shifts.csv``, the reference and mean images, block shift fields
+BigTIFF, plus ``shifts.csv``, the reference and mean images, the stimulation
+light artifact lines (``artifact_lines.npz``), block shift fields
 (piecewise-rigid) and ``metrics.json``. Everything is written into a temporary
 folder renamed to the output folder only when complete, so an interrupted run
 never leaves a result that looks finished.
@@ -25,6 +26,14 @@ import tifffile
 from imagingkit._atomic import atomic_dir
 from imagingkit.errors import DataError, ParameterError
 from imagingkit.io.recording import Recording
+from imagingkit.motion.artifacts import (
+    LineBaseline,
+    blend_artifact_lines,
+    detect_artifact_lines,
+    line_baseline,
+    line_means,
+    registered_row_mask,
+)
 from imagingkit.motion.bidi import correct_bidi_phase, estimate_bidi_phase
 from imagingkit.motion.engine import BuiltinPlaneEngine, PlaneOutput
 from imagingkit.motion.params import RigidParams
@@ -33,6 +42,7 @@ from imagingkit.motion.reference import frame_correlation
 from imagingkit.motion.rigid import estimate_rigid_shifts
 
 SHIFT_COLUMNS = ["frame", "plane", "dy", "dx", "corr", "bad"]
+EXTRA_COLUMNS = ["peak", "bad_reason", "artifact", "artifact_lines"]
 RESIDUAL_EVERY = 20  # every n-th registered frame is re-registered to measure residual motion
 ENGINES = ("builtin", "suite2p")
 
@@ -45,13 +55,19 @@ class RegistrationResult:
     ----------
     shifts : DataFrame
         One row per frame and plane: ``frame, plane, dy, dx, corr, bad`` (plus
-        ``peak`` and ``bad_reason``). ``dy, dx`` in pixels, house convention.
+        ``peak``, ``bad_reason``, ``artifact`` and ``artifact_lines``). ``dy, dx`` in
+        pixels, house convention. ``artifact``: the frame has stimulation-light
+        artifact lines (``artifact_lines`` of them) and was aligned on its other
+        lines; it is also ``bad`` only when that alignment failed.
     reference : ndarray
         (Z, Y, X) float32 reference image per plane.
     mean_image : ndarray
         (Z, Y, X) float32 mean of the registered alignment channel.
     metrics : dict
         Per-plane quality metrics and run information (engine, frames/s, bidi phase).
+    artifact_lines : dict
+        ``frame``, ``plane`` (K,) and ``lines`` (K, Y) bool raw scan lines with light artifact,
+        for the K frame/plane pairs that have any.
     block_shifts : dict or None
         Piecewise-rigid runs: ``dy``, ``dx`` (T, Z, n_block_rows, n_block_cols),
         ``centres_y``, ``centres_x`` (pixels), ``block_size_yx``.
@@ -63,6 +79,7 @@ class RegistrationResult:
     reference: np.ndarray
     mean_image: np.ndarray
     metrics: dict
+    artifact_lines: dict
     block_shifts: dict | None = None
     out_dir: Path | None = None
 
@@ -148,6 +165,7 @@ class _ChunkResult:
     planes: list[PlaneOutput]
     corr: np.ndarray  # (n, Z)
     valid: np.ndarray  # (n, Z)
+    artifact: list[np.ndarray]  # per plane (n, Y) bool raw artifact lines
     mean_intensity: np.ndarray  # (n, Z)
     sum_raw: np.ndarray  # (Z, Y, X) float64
     sum_reg: np.ndarray  # (Z, Y, X) float64
@@ -157,16 +175,27 @@ class _ChunkResult:
 class _Registrar:
     """Registers chunks of (n, Z, C, Y, X) frames with one engine per plane."""
 
-    def __init__(self, engines, planes, channel, bidi, out_dtype, margin_px):
+    def __init__(self, engines, planes, channel, bidi, out_dtype, margin_px, baselines, params):
         self.engines, self.planes, self.channel = engines, planes, channel
         self.bidi, self.out_dtype, self.margin_px = bidi, out_dtype, margin_px
+        self.baselines: list[LineBaseline | None] = baselines
+        self.params = params
+
+    def _artifact_lines(self, k: int, means: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """(n, Y) bool stimulation-light artifact lines of plane ``k`` (none in invalid frames)."""
+        if self.baselines[k] is None:
+            return np.zeros(means.shape, bool)
+        p = self.params
+        mask = detect_artifact_lines(means, self.baselines[k], p.artifact_line_z, p.artifact_dilate_lines)
+        mask[~ok] = False
+        return mask
 
     def __call__(self, item: tuple[int, np.ndarray]) -> _ChunkResult:
         t0, block = item
         block = np.asarray(block)[:, self.planes]
         n, nz = block.shape[:2]
         reg = np.empty(block.shape, dtype=np.float32) if nz > 1 else None
-        outs, residual = [], []
+        outs, residual, artifacts = [], [], []
         corr, valid, mean_int = (
             np.zeros((n, nz), dtype=np.float32),
             np.zeros((n, nz), bool),
@@ -182,7 +211,15 @@ class _Registrar:
             valid[:, k] = ok
             if not ok.all():
                 frames = np.nan_to_num(frames, nan=0.0, posinf=0.0, neginf=0.0)
-            out = engine.register(frames, self.channel)
+            means = line_means(frames[:, self.channel])
+            art = self._artifact_lines(k, means, ok)
+            has_art = art.any(axis=1)
+            align = None
+            if has_art.any():  # align on the clean lines; intensity from the clean lines
+                align = blend_artifact_lines(frames[:, self.channel], art)
+                for i in np.flatnonzero(has_art & ~art.all(axis=1)):
+                    mean_int[i, k] = means[i][~art[i]].mean()
+            out = engine.register(frames, self.channel, align=align)
             if not ok.all():  # unusable frames are passed through unshifted (and flagged bad)
                 out.dy[~ok], out.dx[~ok] = 0.0, 0.0
                 out.registered[~ok] = frames[~ok]
@@ -194,23 +231,39 @@ class _Registrar:
             corr[:, k] = frame_correlation(
                 aligned[:, ::2, ::2], engine.reference[::2, ::2], self.margin_px // 2
             )
+            for i in np.flatnonzero(has_art & ~art.all(axis=1)):
+                rows = ~registered_row_mask(art[i], out.dy[i])
+                corr[i, k] = frame_correlation(
+                    aligned[i][rows][None, ::2, ::2], engine.reference[rows][::2, ::2], self.margin_px // 2
+                )[0]
             corr[~ok, k] = 0.0
-            sum_raw[k] = _valid_sum(frames[:, self.channel], ok)
-            sum_reg[k] = _valid_sum(aligned, ok)
+            clean = ok & ~has_art  # the mean images leave out artifact frames
+            sum_raw[k] = _valid_sum(frames[:, self.channel], clean)
+            sum_reg[k] = _valid_sum(aligned, clean)
+            artifacts.append(art)
             sub = aligned[::RESIDUAL_EVERY]
             rdy, rdx, _ = estimate_rigid_shifts(sub, engine.prepared_reference)
-            keep = ok[::RESIDUAL_EVERY]
+            keep = clean[::RESIDUAL_EVERY]
             residual.append((rdy[keep], rdx[keep]))
             outs.append(out)
         return _ChunkResult(
-            t0, _to_dtype(reg, self.out_dtype), outs, corr, valid, mean_int, sum_raw, sum_reg, residual
+            t0,
+            _to_dtype(reg, self.out_dtype),
+            outs,
+            corr,
+            valid,
+            artifacts,
+            mean_int,
+            sum_raw,
+            sum_reg,
+            residual,
         )
 
 
 def _valid_sum(frames: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(Y, X) float64 sum of the valid frames of (n, Y, X)."""
     chosen = frames if valid.all() else frames[valid]
-    return chosen.sum(axis=0).astype(np.float64)
+    return chosen.sum(axis=0, dtype=np.float64)
 
 
 def _ordered_parallel(func, items: Iterator, n_workers: int) -> Iterator:
@@ -279,7 +332,7 @@ def register_movie(
     want_bidi = (
         params.bidi_correction if params.bidi_correction is not None else bool(recording.bidirectional)
     )
-    engines, bidi = [], []
+    engines, bidi, baselines = [], [], []
     for z in planes:
         sample = _sample_frames(recording, z, channel, params.reference_frames)
         phase = estimate_bidi_phase(sample.mean(axis=0)) if want_bidi else 0
@@ -287,9 +340,12 @@ def register_movie(
             sample = correct_bidi_phase(sample, phase)
         engines.append(_make_engine(engine, sample, params))
         bidi.append(phase)
+        baselines.append(None if params.artifact_line_z is None else line_baseline(sample))
     t_ref = time.perf_counter() - start
     margin = engines[0].max_shift_px
-    registrar = _Registrar(engines, planes, channel, bidi, _output_dtype(recording.dtype), margin)
+    registrar = _Registrar(
+        engines, planes, channel, bidi, _output_dtype(recording.dtype), margin, baselines, params
+    )
     chunks = _ordered_parallel(
         registrar, recording.iter_chunks(params.chunk_frames), params.n_workers if engine == "builtin" else 1
     )
@@ -328,6 +384,10 @@ class _Accumulator:
         self.peak = np.zeros((n_frames, n_planes), np.float32)
         self.corr = np.zeros((n_frames, n_planes), np.float32)
         self.valid = np.zeros((n_frames, n_planes), bool)
+        self.n_artifact_lines = np.zeros((n_frames, n_planes), np.int32)
+        self.n_lines = shape_yx[0]
+        self.artifact_rows: list[tuple[int, int, np.ndarray]] = []  # (frame, plane index, (Y,) mask)
+        self.n_summed = np.zeros(n_planes, np.int64)
         self.mean_int = np.zeros((n_frames, n_planes))
         self.sum_raw = np.zeros((n_planes, *shape_yx))
         self.sum_reg = np.zeros((n_planes, *shape_yx))
@@ -342,6 +402,10 @@ class _Accumulator:
             self.dy[sl, k], self.dx[sl, k], self.peak[sl, k] = out.dy, out.dx, out.peak
             if self.block_dy is not None:
                 self.block_dy[sl, k], self.block_dx[sl, k] = out.block_dy, out.block_dx
+            art = res.artifact[k]
+            self.n_artifact_lines[sl, k] = art.sum(axis=1)
+            self.artifact_rows.extend((res.t0 + i, k, art[i]) for i in np.flatnonzero(art.any(axis=1)))
+            self.n_summed[k] += int((res.valid[:, k] & ~art.any(axis=1)).sum())
             self.residual[k][0].append(res.residual[k][0])
             self.residual[k][1].append(res.residual[k][1])
         self.corr[sl], self.valid[sl], self.mean_int[sl] = res.corr, res.valid, res.mean_intensity
@@ -353,13 +417,15 @@ class _Accumulator:
         rows, plane_metrics = [], {}
         mean_reg = np.zeros(self.sum_reg.shape, np.float32)
         for k, z in enumerate(planes):
-            n_valid = max(int(self.valid[:, k].sum()), 1)
+            n_valid = max(int(self.n_summed[k]), 1)
             mean_raw = self.sum_raw[k] / n_valid
             mean_reg[k] = self.sum_reg[k] / n_valid
             bad, reason = flag_bad_frames(
                 self.corr[:, k], self.dy[:, k], self.dx[:, k], self.mean_int[:, k], self.valid[:, k],
                 self.engines[k].max_shift_px, params.bad_corr_mad, params.bad_jump_px, params.bad_intensity_mad,
                 corr_min_drop=params.bad_corr_min_drop,
+                artifact_fraction=self.n_artifact_lines[:, k] / self.n_lines,
+                max_artifact_fraction=params.artifact_max_line_fraction,
             )  # fmt: skip
             rdy = np.concatenate(self.residual[k][0]) if self.residual[k][0] else None
             rdx = np.concatenate(self.residual[k][1]) if self.residual[k][1] else None
@@ -368,6 +434,8 @@ class _Accumulator:
                 self.engines[k].max_shift_px, rdy, rdx,
             )  # fmt: skip
             m["bidi_phase_px"] = int(bidi[k])
+            m["n_artifact_frames"] = int((self.n_artifact_lines[:, k] > 0).sum())
+            m["n_artifact_frames_bad"] = int(((self.n_artifact_lines[:, k] > 0) & bad).sum())
             plane_metrics[str(z)] = m
             rows.append(
                 pd.DataFrame(
@@ -380,6 +448,8 @@ class _Accumulator:
                         "bad": bad,
                         "peak": self.peak[:, k],
                         "bad_reason": reason,
+                        "artifact": self.n_artifact_lines[:, k] > 0,
+                        "artifact_lines": self.n_artifact_lines[:, k],
                     }
                 )
             )
@@ -407,8 +477,14 @@ class _Accumulator:
                 "block_size_yx": np.array(grid.size_yx),
             }
         reference = np.stack([e.reference for e in self.engines]).astype(np.float32)
+        rows_art = sorted(self.artifact_rows, key=lambda r: (r[0], r[1]))
+        artifact_lines = {
+            "frame": np.array([r[0] for r in rows_art], dtype=np.int64),
+            "plane": np.array([planes[r[1]] for r in rows_art], dtype=np.int64),
+            "lines": np.array([r[2] for r in rows_art], dtype=bool).reshape(len(rows_art), self.n_lines),
+        }
         return RegistrationResult(
-            shifts.reset_index(drop=True), reference, mean_reg, metrics, blocks, out_dir
+            shifts.reset_index(drop=True), reference, mean_reg, metrics, artifact_lines, blocks, out_dir
         )
 
 
@@ -417,6 +493,7 @@ def _write_outputs(folder: Path, result: RegistrationResult) -> None:
     result.shifts.to_csv(folder / "shifts.csv", index=False)
     tifffile.imwrite(folder / "reference.tif", result.reference, metadata={"axes": "ZYX"})
     tifffile.imwrite(folder / "mean_image.tif", result.mean_image, metadata={"axes": "ZYX"})
+    np.savez_compressed(folder / "artifact_lines.npz", **result.artifact_lines)
     if result.block_shifts is not None:
         np.savez_compressed(folder / "block_shifts.npz", **result.block_shifts)
     (folder / "metrics.json").write_text(json.dumps(result.metrics, indent=2, default=float))

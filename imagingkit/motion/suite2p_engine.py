@@ -109,8 +109,11 @@ class Suite2pPlaneEngine:
             )
         return out
 
-    def register(self, frames: np.ndarray, channel: int) -> PlaneOutput:
-        """Register (n, C, Y, X) frames on ``channel`` with suite2p; other channels get the same shifts."""
+    def register(self, frames: np.ndarray, channel: int, align: np.ndarray | None = None) -> PlaneOutput:
+        """Register (n, C, Y, X) frames on ``channel`` with suite2p; other channels get the same shifts.
+
+        ``align`` is ignored: suite2p aligns on every line (artifact frames are still marked).
+        """
         align = _to_int16(frames[:, channel])
         if self.new_api:
             out_frames = np.empty_like(align)

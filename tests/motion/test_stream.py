@@ -119,11 +119,11 @@ def test_interrupted_run_leaves_no_result(tmp_path, small_movie, monkeypatch):
     calls = {"n": 0}
     original = engine_module.BuiltinPlaneEngine.register
 
-    def failing(self, frames, channel):
+    def failing(self, frames, channel, align=None):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return original(self, frames, channel)
+        return original(self, frames, channel, align)
 
     monkeypatch.setattr(engine_module.BuiltinPlaneEngine, "register", failing)
     with pytest.raises(KeyboardInterrupt):
