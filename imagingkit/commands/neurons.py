@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from imagingkit.errors import FileFormatError, MissingFileError
+from imagingkit.errors import MissingFileError
 
 
 def add_parser(subparsers) -> None:
@@ -17,7 +14,7 @@ def add_parser(subparsers) -> None:
         help="detect neuron (or small-process) ROIs and extract F, Fneu, dF/F and spikes",
         description=(
             "Detect ROIs in a registered movie (or the output folder of `imagingkit register`, whose "
-            "shifts.csv bad frames are then excluded) and write rois.csv, roi_labels.tif and traces.npz."
+            "shifts.csv bad frames are then excluded; light-artifact frames are skipped by detection) and write rois.csv, roi_labels.tif and traces.npz."
         ),
     )
     parser.add_argument(
@@ -46,24 +43,6 @@ def open_movie(path: Path, frame_rate_hz: float | None = None):
     return open_recording(path, **overrides)
 
 
-def bad_frames_from_shifts(path: Path, n_frames: int, plane: int = 0) -> np.ndarray:
-    """(T,) bool bad frames from a register ``shifts.csv`` (columns frame, plane, ..., bad)."""
-    table = pd.read_csv(path)
-    for column in ("frame", "bad"):
-        if column not in table.columns:
-            raise FileFormatError(
-                f"{path}: missing column {column!r} (expected frame, plane, dy, dx, corr, bad)"
-            )
-    if "plane" in table.columns:
-        table = table[table["plane"] == plane]
-    bad = np.zeros(n_frames, bool)
-    frames = table["frame"].to_numpy(int)
-    if frames.size and (frames.min() < 0 or frames.max() >= n_frames):
-        raise FileFormatError(f"{path}: frame numbers outside 0..{n_frames - 1}")
-    bad[frames] = table["bad"].astype(str).str.lower().isin(("true", "1", "1.0")).to_numpy()
-    return bad
-
-
 def resolve_source(source: Path) -> tuple[Path, Path | None]:
     """The movie file and the shifts.csv (or None) for a movie path or a register folder."""
     if not source.exists():
@@ -75,6 +54,7 @@ def resolve_source(source: Path) -> tuple[Path, Path | None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from imagingkit.motion import read_frame_flags
     from imagingkit.neurons import (
         DetectionParams,
         ExtractionParams,
@@ -85,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     movie_path, shifts_path = resolve_source(Path(args.source))
     recording = open_movie(movie_path, args.frame_rate_hz)
-    bad = None if shifts_path is None else bad_frames_from_shifts(shifts_path, recording.n_frames, args.plane)
+    flags = None if shifts_path is None else read_frame_flags(shifts_path, recording.n_frames, args.plane)
     detection = DetectionParams(
         mode=args.mode,
         diameter_px=args.diameter,
@@ -94,17 +74,21 @@ def run(args: argparse.Namespace) -> int:
         channel=args.channel,
     )
     rois = detect_rois(
-        recording, detection, engine=args.engine, bad_frames=bad, cell_threshold=args.cell_threshold
+        recording,
+        detection,
+        engine=args.engine,
+        bad_frames=None if flags is None else flags.unusable_for_detection,
+        cell_threshold=args.cell_threshold,
     )
     traces = extract_traces(
         recording,
         rois,
         ExtractionParams(plane=args.plane, channel=args.channel),
-        bad_frames=bad,
+        bad_frames=None if flags is None else flags.bad,
         frame_rate_hz=args.frame_rate_hz,
     )
     out = write_results(rois, traces, args.out)
-    n_bad = 0 if bad is None else int(bad.sum())
+    n_bad = 0 if flags is None else int(flags.bad.sum())
     print(
         f"{rois.n_rois} ROIs ({int(rois.is_cell.sum())} cells), {recording.n_frames} frames ({n_bad} bad) -> {out}"
     )

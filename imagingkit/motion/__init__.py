@@ -7,6 +7,7 @@ suite2p engine). Across sessions: :func:`register_sessions` returns
 """
 
 from imagingkit.motion.bidi import correct_bidi_phase, estimate_bidi_phase
+from imagingkit.motion.flags import FrameFlags, read_frame_flags
 from imagingkit.motion.params import NonRigidParams, RigidParams
 from imagingkit.motion.reference import compute_reference
 from imagingkit.motion.rigid import estimate_rigid_shifts, shift_frames
@@ -14,6 +15,8 @@ from imagingkit.motion.sessions import SessionParams, SessionTransform, register
 from imagingkit.motion.stream import RegistrationResult, estimate_shifts, register_movie
 
 __all__ = [
+    "FrameFlags",
+    "read_frame_flags",
     "NonRigidParams",
     "RegistrationResult",
     "RigidParams",

@@ -165,15 +165,9 @@ def _registered_recording(reg: Path):
     return open_recording(reg / "registered.tif", **overrides), info
 
 
-def bad_frames(shifts_csv: Path, plane: int = 0) -> np.ndarray:
-    """(T,) bool: frames ``register`` flagged bad in ``plane`` (the ``bad`` column of shifts.csv)."""
-    shifts = pd.read_csv(shifts_csv)
-    shifts = shifts[shifts["plane"] == plane] if "plane" in shifts.columns else shifts
-    return shifts.sort_values("frame")["bad"].astype(bool).to_numpy()
-
-
 def neurons_step(session: SessionConfig, table: dict[str, Any], sdir: Path) -> bool:
     """Detect ROIs and extract traces from the registered movie into ``sdir/neurons``."""
+    from imagingkit.motion import read_frame_flags
     from imagingkit.neurons import detect_rois, extract_traces, write_results
 
     reg = sdir / "register"
@@ -181,15 +175,15 @@ def neurons_step(session: SessionConfig, table: dict[str, Any], sdir: Path) -> b
     def work(out: Path) -> dict[str, Any]:
         detection, extraction = P.neurons_params(table)
         recording, _ = _registered_recording(reg)
-        bad = bad_frames(reg / "shifts.csv", detection.plane)
+        flags = read_frame_flags(reg / "shifts.csv", recording.n_frames, detection.plane)
         rois = detect_rois(
             recording,
             detection,
             engine=table["engine"],
-            bad_frames=bad,
+            bad_frames=flags.unusable_for_detection,
             cell_threshold=table["cell_threshold"],
         )
-        traces = extract_traces(recording, rois, extraction, bad_frames=bad)
+        traces = extract_traces(recording, rois, extraction, bad_frames=flags.bad)
         write_results(rois, traces, out)
         return {"n_rois": int(rois.n_rois), "n_cells": int(np.sum(rois.is_cell))}
 
