@@ -16,10 +16,10 @@ from imagingkit.synth.writers import write_dendrite_sessions, write_functional
 HERE = Path(__file__).resolve().parent
 
 FUNCTIONAL = dict(
-    n_frames=400,
+    n_frames=600,
     shape_yx=(64, 64),
     n_cells=16,
-    frame_rate_hz=15.0,
+    frame_rate_hz=10.0,
     pixel_size_um=1.5,
     indicator="GCaMP6f",
     seed=2026,
@@ -40,7 +40,7 @@ FUNCTIONAL = dict(
         n_pulses=5,
         frequency_hz=20.0,
         pulse_duration_s=0.005,
-        inter_trial_interval_s=3.0,
+        inter_trial_interval_s=2.5,
         iti_jitter_s=0.3,
         first_onset_s=1.5,
         power_levels_mw=(5.0, 10.0),
@@ -65,7 +65,7 @@ def make(out: Path) -> None:
     for folder in (functional, structural):
         shutil.rmtree(folder, ignore_errors=True)
     write_functional(
-        functional, name="opto", format="scanimage", frames_per_file=200, zoom=2.0, n_threads=1, **FUNCTIONAL
+        functional, name="opto", format="scanimage", frames_per_file=300, zoom=2.0, n_threads=1, **FUNCTIONAL
     )
     write_dendrite_sessions(simulate_dendrite_sessions(**STRUCTURAL), structural, basename="session")
 

@@ -19,7 +19,7 @@ from imagingkit.spines.image import PreparedImage
 def detect_spines_log(
     image: PreparedImage,
     trace: DendriteTrace,
-    max_distance_um: float = 3.0,
+    max_distance_um: float = 3.5,
     min_distance_um: float = 0.5,
     threshold: float = 0.05,
     head_sigma_um: tuple[float, float] = (0.15, 0.6),

@@ -6,9 +6,15 @@ finding the brightest plane along it. Steps: denoise (Gaussian or non-local mean
 ridge enhancement (Sato, Meijering or Frangi at the expected shaft radius), hysteresis
 threshold on a combined ridge + intensity score in units of robust noise sigma, removal
 of small objects, skeletonisation, pruning of short terminal branches (spines and
-spine-like spurs) with :class:`skan.Skeleton`, and joining of branches through
-junctions by direction, so a dendrite that crosses another stays one dendrite and a
-side branch becomes its own dendrite.
+spine-like spurs) with :class:`skan.Skeleton`, removal of dim loop branches (skeleton
+loops closed by spine heads run through thin necks), joining of branches through
+junctions by direction (measured 1-4 um away from the junction, where the skeleton no
+longer bends into it), so a dendrite that crosses another stays one dendrite and a side
+branch becomes its own dendrite. Each chain is recentred on the shaft, its hooked ends
+are trimmed and then extended straight along the shaft while it stays bright (up to the
+image border), so spines near a dendrite's end keep a centreline beside them. Dim
+chains hugging a longer one are loops through spines; bright ones are a second dendrite
+running alongside and are kept.
 
 Arc-length convention: along each dendrite, arc 0 is at the end from which the dendrite
 runs towards +x (or towards +y when it runs more vertically than horizontally).
@@ -32,6 +38,8 @@ from imagingkit.spines.image import PreparedImage
 
 CENTRELINE_COLUMNS = ("dendrite_id", "point", "y", "x", "z", "arc_um")
 DENDRITE_TRACE_COLUMNS = ("dendrite_id", "length_um", "shaft_radius_um")
+RECENTRE_REACH = 1.5  # recentring looks this many shaft radii to each side
+RECENTRE_ITERATIONS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +71,15 @@ class TraceParams:
         Branch ends closer than this meet at one junction; junction-to-junction
         branches shorter than this (crossings) are bridged.
     end_trim_um : float
-        Length cut off each dendrite end, where skeletons hook.
+        Length cut off each skeleton end, where skeletons hook (before extending).
+    end_extend_um : float
+        Largest straight extension of a dendrite end along its shaft (see ``_extend_ends``),
+        so spines near a dendrite's end or the image border keep a centreline next to them.
+    dim_path_fraction : float
+        Skeleton branches whose dimmest stretch is below this fraction of the brightness
+        of the branches they meet are dropped (loops through spine necks).
+    dim_path_max_um : float
+        Only branches shorter than this can be dropped as dim.
     """
 
     shaft_radius_um: float = 0.5
@@ -76,7 +92,10 @@ class TraceParams:
     merge_angle_deg: float = 50.0
     smooth_px: float = 2.0
     junction_um: float = 1.5
-    end_trim_um: float = 1.0
+    end_trim_um: float = 2.0
+    end_extend_um: float = 8.0
+    dim_path_fraction: float = 0.45
+    dim_path_max_um: float = 15.0
 
     def __post_init__(self):
         if self.denoise not in ("gaussian", "nl_means"):
@@ -187,12 +206,18 @@ def _prune(skel: skan.Skeleton, params: TraceParams) -> skan.Skeleton | None:
     return skel
 
 
-def _end_direction(coords: np.ndarray, at_start: bool, spacing: np.ndarray, reach_um: float) -> np.ndarray:
-    """Unit vector pointing from a path end into the path."""
+def _end_direction(
+    coords: np.ndarray, at_start: bool, spacing: np.ndarray, reach_um: float, skip_um: float = 0.0
+) -> np.ndarray:
+    """Unit vector pointing from a path end into the path, between ``skip_um`` and ``reach_um`` from it.
+
+    Skipping the first micrometre ignores where a skeleton bends into a junction.
+    """
     pts = coords if at_start else coords[::-1]
-    steps = np.linalg.norm(np.diff(pts, axis=0) * spacing, axis=1)
-    far = int(np.searchsorted(np.cumsum(steps), reach_um)) + 1
-    vec = (pts[min(far, len(pts) - 1)] - pts[0]) * spacing
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0) * spacing, axis=1))])
+    near = min(int(np.searchsorted(arc, min(skip_um, 0.3 * arc[-1]))), len(pts) - 1)
+    far = min(int(np.searchsorted(arc, reach_um)) + 1, len(pts) - 1)
+    vec = (pts[far] - pts[near]) * spacing
     norm = np.linalg.norm(vec)
     return vec / norm if norm > 0 else vec
 
@@ -202,6 +227,80 @@ def _drop_junction_bridges(skel: skan.Skeleton, params: TraceParams) -> list[np.
     summary = _summarize(skel)
     bridge = (summary["branch_type"] == 2) & (summary["branch_distance"] < params.junction_um)
     return [skel.path_coordinates(i).astype(float) for i in range(skel.n_paths) if not bridge.iloc[i]]
+
+
+def _drop_dim_paths(
+    paths: list[np.ndarray], smooth2d: np.ndarray, spacing: np.ndarray, params: TraceParams
+) -> list[np.ndarray]:
+    """Drop skeleton branches much dimmer than the branches they meet (paths through spine necks).
+
+    Spine heads touching each other or the shaft close loops in the skeleton; the
+    branches of such loops run through thin, dim necks, so their dimmest stretch (10th
+    percentile above background) is far below the median of the shaft branches they
+    join, and below their own median (they pass bright heads too). A branch shorter than
+    ``dim_path_max_um`` that meets others at both ends (a loop; terminal branches are
+    trimmed instead) is dropped when its 10th percentile is below
+    ``dim_path_fraction`` of its own median or below half that fraction of the brightest
+    neighbouring branch's median. (A crossing, twice as bright, is not a reference alone.)
+    """
+    if len(paths) < 2:
+        return paths
+    background = float(np.median(smooth2d))
+    profiles = [ndi.map_coordinates(smooth2d, p.T, order=1, mode="nearest") - background for p in paths]
+    low = np.array([np.percentile(v, 10) for v in profiles])
+    mid = np.array([np.median(v) for v in profiles])
+    ends = np.array([p[k] for p in paths for k in (0, -1)]) * spacing
+    owner = np.repeat(np.arange(len(paths)), 2)
+    brightest = np.zeros(len(paths))
+    linked = np.zeros(len(ends), bool)
+    for a, b in cKDTree(ends).query_pairs(max(2.01 * float(spacing.max()), params.junction_um)):
+        i, j = owner[a], owner[b]
+        if i != j:
+            linked[[a, b]] = True
+            brightest[i] = max(brightest[i], mid[j])
+            brightest[j] = max(brightest[j], mid[i])
+    inner = linked[0::2] & linked[1::2]  # loops: both ends meet other branches (terminal ones are trimmed)
+    length = np.array([_arc_um(p, spacing)[-1] for p in paths])
+    dim = (low < params.dim_path_fraction * mid) | (low < 0.5 * params.dim_path_fraction * brightest)
+    keep = ~inner | (length > params.dim_path_max_um) | ~dim
+    return [p for p, k in zip(paths, keep, strict=True) if k]
+
+
+def _extend_ends(chain: np.ndarray, smooth2d: np.ndarray, spacing: np.ndarray, params: TraceParams):
+    """Extend both ends straight on while the shaft stays bright, up to the image border.
+
+    Skeleton ends stop short of a dendrite's real end and hook into spines; after the
+    hooked part is trimmed, each end is continued along its direction (fitted over
+    ``2 * end_trim_um``) in half-pixel steps while the smoothed image there stays above
+    half the shaft's centreline brightness nearby, for at most ``end_extend_um``.
+    """
+    if params.end_extend_um <= 0 or len(chain) < 4:
+        return chain
+    arc = _arc_um(chain, spacing)
+    background = float(np.median(smooth2d))
+    shape = np.asarray(smooth2d.shape) - 1
+    pieces = []
+    for forward in (False, True):
+        pts = chain[::-1] if forward else chain  # pts[0] is the end being extended
+        a = arc[-1] - arc[::-1] if forward else arc
+        inner = pts[min(int(np.searchsorted(a, 2 * params.end_trim_um + 1.0)), len(pts) - 1)]
+        direction = (pts[0] - inner) / max(np.linalg.norm((pts[0] - inner) * spacing), 1e-9)
+        near = pts[a <= 3.0]
+        level = np.median(ndi.map_coordinates(smooth2d, near.T, order=1, mode="nearest")) - background
+        step_um = 0.5 * float(spacing.min())
+        n_steps = int(params.end_extend_um / step_um)
+        added = []
+        p = pts[0].astype(float)
+        for _ in range(n_steps):
+            p = p + direction * step_um
+            if np.any(p < 0) or np.any(p > shape):
+                break
+            value = ndi.map_coordinates(smooth2d, p[:, None], order=1, mode="nearest")[0] - background
+            if value < 0.5 * level:
+                break
+            added.append(p.copy())
+        pieces.append(np.array(added[::-1]).reshape(-1, 2) if not forward else np.array(added).reshape(-1, 2))
+    return np.concatenate([pieces[0], chain, pieces[1]])
 
 
 def _trim_ends(chain: np.ndarray, spacing: np.ndarray, trim_um: float) -> np.ndarray:
@@ -228,7 +327,7 @@ def _join_branches(paths: list[np.ndarray], spacing: np.ndarray, params: TracePa
         if ends[a][0] != ends[b][0]:
             adjacency[a].add(b)
             adjacency[b].add(a)
-    directions = [_end_direction(paths[i], e == 0, spacing, 1.5) for i, e, _ in ends]
+    directions = [_end_direction(paths[i], e == 0, spacing, 4.0, 1.0) for i, e, _ in ends]
     limit = -np.cos(np.deg2rad(params.merge_angle_deg))
     candidates = []
     for a, neighbours in adjacency.items():
@@ -283,8 +382,8 @@ def _arc_um(coords: np.ndarray, spacing: np.ndarray) -> np.ndarray:
 
 def _recentre(chain: np.ndarray, smooth2d: np.ndarray, radius_px: float, smooth_px: float) -> np.ndarray:
     """Move centreline points to the intensity centroid across the shaft (the skeleton is pulled by spines)."""
-    offsets = np.arange(-1.5 * radius_px, 1.5 * radius_px + 0.25, 0.5)
-    for _ in range(2):
+    offsets = np.arange(-RECENTRE_REACH * radius_px, RECENTRE_REACH * radius_px + 0.25, 0.5)
+    for _ in range(RECENTRE_ITERATIONS):
         tangent = np.gradient(chain, axis=0)
         tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
         normal = np.column_stack([tangent[:, 1], -tangent[:, 0]])
@@ -299,18 +398,29 @@ def _recentre(chain: np.ndarray, smooth2d: np.ndarray, radius_px: float, smooth_
     return chain
 
 
-def _drop_hugging_chains(rows: list, spacing: np.ndarray, params: TraceParams) -> list:
-    """Drop chains (longest first kept) lying mostly within ``prune_length_um`` of a longer one.
+def _drop_hugging_chains(rows: list, smooth2d: np.ndarray, spacing: np.ndarray, params: TraceParams) -> list:
+    """Drop dim chains (longest first kept) lying mostly within ``prune_length_um`` of a longer one.
 
-    Such chains are loops closed by spine heads or spines along the shaft, not dendrites.
+    Such chains are loops closed by spine heads or spines along the shaft, not dendrites;
+    they run through dim necks. A chain as bright as a shaft all along (10th percentile
+    above background at least ``dim_path_fraction`` of the nearby kept shaft's median) is a
+    second dendrite running alongside the first and is kept.
     """
+    background = float(np.median(smooth2d))
+
+    def profile(chain):
+        return ndi.map_coordinates(smooth2d, chain.T, order=1, mode="nearest") - background
+
     kept: list = []
     for chain, arc in rows:
         if kept:
-            others = np.concatenate([c for c, _ in kept]) * spacing
-            dist, _ = cKDTree(others).query(chain * spacing)
-            if np.mean(dist <= params.prune_length_um) > 0.7:
-                continue
+            others = np.concatenate([c for c, _ in kept])
+            dist, idx = cKDTree(others * spacing).query(chain * spacing)
+            close = dist <= params.prune_length_um
+            if np.mean(close) > 0.7:
+                reference = np.median(profile(others[idx[close]]))
+                if np.percentile(profile(chain), 10) < params.dim_path_fraction * reference:
+                    continue
         kept.append((chain, arc))
     return kept
 
@@ -371,7 +481,7 @@ def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -
     skel = skan.Skeleton(skeleton, spacing=tuple(spacing2d)) if skeleton.sum() > 2 else None
     skel = _prune(skel, params) if skel is not None else None
     if skel is not None:
-        paths = _drop_junction_bridges(skel, params)
+        paths = _drop_dim_paths(_drop_junction_bridges(skel, params), smooth2d, spacing2d, params)
         chains = _chains(paths, _join_branches(paths, spacing2d, params))
         rows = []
         for chain in chains:
@@ -380,11 +490,14 @@ def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -
             chain = ndi.gaussian_filter1d(chain, params.smooth_px, axis=0, mode="nearest")
             chain = _recentre(chain, smooth2d, radius_px, params.smooth_px)
             chain = _trim_ends(chain, spacing2d, params.end_trim_um)
+            chain = _extend_ends(chain, smooth2d, spacing2d, params)
+            chain = _recentre(chain, smooth2d, radius_px, params.smooth_px)
+            chain = np.clip(chain, 0, np.asarray(image2d.shape) - 1)
             chain = _orient(chain)
             arc = _arc_um(chain, spacing2d)
             if arc[-1] >= params.min_length_um:
                 rows.append((chain, arc))
-        rows = _drop_hugging_chains(sorted(rows, key=lambda r: -r[1][-1]), spacing2d, params)
+        rows = _drop_hugging_chains(sorted(rows, key=lambda r: -r[1][-1]), smooth2d, spacing2d, params)
         frames = []
         for dendrite_id, (chain, arc) in enumerate(rows):
             z = np.full(len(chain), np.nan)

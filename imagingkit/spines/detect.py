@@ -6,7 +6,8 @@ outside the shaft core and within ``max_distance_um`` of a centreline, on either
 in a z-stack the search is 3D, so spines pointing up or down in z — which overlap the
 shaft in a projection — are found above or below the shaft's centre plane.
 
-The ``sensitivity`` parameter scales the threshold (``threshold_sigma / sensitivity``):
+The ``sensitivity`` parameter scales the thresholds (``threshold_sigma / sensitivity``, and
+the higher ``edge_threshold_sigma / sensitivity`` on the shaft's flank):
 raise it to find dim, sub-resolution spines (recall) at the price of more noise peaks
 (precision); lower it for the opposite.
 """
@@ -48,7 +49,8 @@ def _enforce_separation(peaks: np.ndarray, score: np.ndarray, image: PreparedIma
 
 
 def _refine(peaks: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Sub-voxel peak positions: a parabola through the peak and its two neighbours, per axis."""
+    """Sub-voxel peak positions: a Gaussian (parabola of the log) through the peak and its two
+    neighbours, per axis; a plain parabola where a value is not positive."""
     refined = peaks.astype(float)
     for axis in range(score.ndim):
         lo = peaks.copy()
@@ -56,12 +58,51 @@ def _refine(peaks: np.ndarray, score: np.ndarray) -> np.ndarray:
         lo[:, axis] = np.maximum(peaks[:, axis] - 1, 0)
         hi[:, axis] = np.minimum(peaks[:, axis] + 1, score.shape[axis] - 1)
         f0, fl, fh = score[tuple(peaks.T)], score[tuple(lo.T)], score[tuple(hi.T)]
+        positive = (f0 > 0) & (fl > 0) & (fh > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f0, fl, fh = (np.where(positive, np.log(np.where(positive, v, 1.0)), v) for v in (f0, fl, fh))
         denom = fl - 2 * f0 + fh
         ok = (denom < 0) & (lo[:, axis] < peaks[:, axis]) & (hi[:, axis] > peaks[:, axis])
         shift = np.zeros(len(peaks))
         shift[ok] = 0.5 * (fl[ok] - fh[ok]) / denom[ok]
         refined[:, axis] += np.clip(shift, -0.5, 0.5)
     return refined
+
+
+def _local_threshold(peaks: np.ndarray, trace: DendriteTrace, model: ShaftModel, params: SpineParams):
+    """Detection threshold at each peak (higher on the shaft's flank), see :class:`DetectParams`."""
+    at = tuple(peaks.T)
+    dendrite = trace.centreline["dendrite_id"].to_numpy()[model.nearest[at]]
+    radius = np.array([model.shaft_radius_um.get(int(d), 0.0) for d in dendrite])
+    # on the flank: within edge_um of the core, scaled like the core (ellipsoidal in 3D)
+    return params.detect.local_threshold(model.rho[at] * radius, radius)
+
+
+def _clear_of_other_dendrites(
+    peaks: np.ndarray, image: PreparedImage, trace: DendriteTrace, model: ShaftModel, clearance_um: float
+) -> np.ndarray:
+    """Mask of peaks farther than ``clearance_um`` from every other dendrite's shaft edge.
+
+    Where dendrites cross or touch, one shaft's light lies in the other's residual (its
+    model follows one shaft only), so peaks next to another dendrite are not trusted.
+    """
+    cl = trace.centreline
+    if trace.n_dendrites < 2 or clearance_um <= 0:
+        return np.ones(len(peaks), bool)
+    spacing = np.asarray(image.spacing_um, float)
+    dend = cl["dendrite_id"].to_numpy()
+    own = dend[model.nearest[tuple(peaks.T)]]
+    cols = ["z", "y", "x"] if image.is_3d else ["y", "x"]
+    pts = cl[cols].to_numpy() * spacing
+    radius = np.array([model.shaft_radius_um.get(int(d), 0.0) for d in dend])
+    keep = np.ones(len(peaks), bool)
+    coords = peaks * spacing
+    for d in np.unique(dend):
+        sel = dend == d
+        dist, idx = cKDTree(pts[sel]).query(coords)
+        near = dist < radius[sel][idx] + clearance_um
+        keep &= ~(near & (own != d))
+    return keep
 
 
 def find_candidates(
@@ -75,6 +116,10 @@ def find_candidates(
         & (model.distance_um <= params.model.max_distance_um)
         & np.isfinite(score)
     )
+    # a maximum on the outermost row or column is not verified (its far side is not imaged):
+    # there it is mostly a shaft leaving the field of view
+    region[..., [0, -1], :] = False
+    region[..., :, [0, -1]] = False
     masked = np.where(region, np.clip(score, -5.0, None), -5.0).astype(np.float32)
     # a spine is a maximum standing ``prominence_sigma`` above its surroundings (its saddle):
     # plateaus along a neck or a shaft edge are not separate spines
@@ -87,7 +132,7 @@ def find_candidates(
     if n:
         index = np.arange(1, n + 1)
         peaks = np.array(ndi.maximum_position(masked, labels, index), dtype=int).reshape(n, -1)
-        peaks = peaks[masked[tuple(peaks.T)] >= params.detect.threshold]
+        peaks = peaks[masked[tuple(peaks.T)] >= _local_threshold(peaks, trace, model, params)]
         peaks = _enforce_separation(peaks, masked, image, params.detect.min_separation_um)
     else:
         peaks = np.zeros((0, image.data.ndim), int)
@@ -97,9 +142,16 @@ def find_candidates(
         points = trace.centreline["point"].to_numpy()
         last = trace.centreline.groupby("dendrite_id")["point"].transform("max").to_numpy()
         peaks = peaks[(points[nearest] > 0) & (points[nearest] < last[nearest])]
+    if len(peaks):
+        peaks = peaks[
+            _clear_of_other_dendrites(peaks, image, trace, model, params.detect.crossing_clearance_um)
+        ]
     snr = masked[tuple(peaks.T)] if len(peaks) else np.zeros(0)
     order = np.argsort(-snr)
-    peaks, snr = _refine(peaks[order], masked), snr[order]
+    # sub-voxel position on the unmasked residual (the mask's cliff at the core, and the noise
+    # model's rise towards the bright shaft, would push a score-based one outward)
+    residual = np.nan_to_num(model.smooth - model.model_smooth, nan=0.0)
+    peaks, snr = _refine(peaks[order], residual), snr[order]
     if image.is_3d:
         return pd.DataFrame({"y": peaks[:, 1], "x": peaks[:, 2], "z": peaks[:, 0], "snr": snr}, dtype=float)
     return pd.DataFrame({"y": peaks[:, 0], "x": peaks[:, 1], "z": np.nan, "snr": snr}, dtype=float)

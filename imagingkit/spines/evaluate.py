@@ -91,3 +91,36 @@ def arc_errors(
                 best = err
         errors.append(best)
     return np.concatenate(errors) if errors else np.zeros(0)
+
+
+def visible_detection_scores(
+    pred: pd.DataFrame,
+    truth: pd.DataFrame,
+    visible: np.ndarray,
+    spacing_um: tuple[float, ...] | None,
+    tolerance_um: float = 0.5,
+    tolerance_px: float = 3.0,
+) -> dict:
+    """Precision, recall and F1 on the ``visible`` truth spines only, fairly.
+
+    Predictions are matched against *all* truth spines; a prediction matched to an
+    invisible (e.g. sub-resolution) spine is neither a true nor a false positive, so
+    finding a spine a human could not see is not punished, and missing it is not counted.
+    """
+    visible = np.asarray(visible, bool)
+    full = detection_scores(pred, truth, spacing_um, tolerance_um, tolerance_px)
+    hit_visible = visible[full["truth_index"]]
+    tp = int(hit_visible.sum())
+    n_pred = full["n_pred"] - int((~hit_visible).sum())
+    n_truth = int(visible.sum())
+    precision = tp / n_pred if n_pred else (1.0 if n_truth == 0 else 0.0)
+    recall = tp / n_truth if n_truth else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {
+        "n_pred": n_pred,
+        "n_truth": n_truth,
+        "tp": tp,
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+    }

@@ -22,7 +22,8 @@ Definitions (all from the original image, not the smoothed one, unless said):
 - ``neck_length_um``: ``distance_um - shaft_radius_um - head_radius_um``, floored at 0,
   with the shaft radius the apparent half width at half maximum of the dendrite.
 - ``snr``: the largest residual score within ``peak_search_um``; ``confidence`` maps it
-  to 0..1 as ``1 - 2 ** (-snr / threshold)`` (0.5 at the detection threshold).
+  to 0..1 as ``1 - 2 ** (-snr / threshold)`` (0.5 at the local detection threshold, see
+  :meth:`DetectParams.local_threshold`).
 """
 
 from __future__ import annotations
@@ -198,7 +199,11 @@ def measure_positions(
     head_r = np.array(head_r)
     neck = np.maximum(distance - np.nan_to_num(shaft_r, nan=0.0) - np.nan_to_num(head_r, nan=0.0), 0.0)
     snr = np.array(snr)
-    threshold = params.detect.threshold
+    # the detection threshold where each spine lies (higher on the shaft's flank; ellipsoidal in 3D)
+    at = tuple(np.clip(np.round(centres).astype(int), 0, np.asarray(image.data.shape) - 1).T)
+    radius0 = np.nan_to_num(shaft_r, nan=0.0)
+    flank = np.where(np.isfinite(model.rho[at]), model.rho[at] * radius0, distance)
+    threshold = params.detect.local_threshold(flank, radius0)
     confidence = np.clip(1.0 - np.power(2.0, -np.maximum(np.nan_to_num(snr, nan=0.0), 0.0) / threshold), 0, 1)
     out = pd.DataFrame(
         {

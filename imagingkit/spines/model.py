@@ -5,7 +5,11 @@ centreline is assigned to its nearest centreline point. The model value of a pix
 the median over the pixels that share its dendrite, arc-length bin and distance bin
 (lateral distance, and in 3D also the signed axial offset from the shaft centre), so
 it follows the shaft's brightness along the dendrite and its blurred cross-section;
-spines, being sparse, hardly move the median. The pixel noise is modelled as
+spines, being sparse, hardly move the median; where they crowd, the profile is held
+non-increasing outward from the shaft on each side (a blurred shaft falls off
+monotonically), so a ring of heads cannot lift the model and hide itself. In stacks
+the axial offset is binned in quarter planes (the shaft's axial flank is steep and the
+centreline's z is sub-plane). The pixel noise is modelled as
 ``sigma^2 = a + b * model`` (shot noise grows with brightness), fitted on the
 groups' robust residual spreads (so it also absorbs model error at steep shaft edges);
 the residual divided by it is a score in robust noise sigmas.
@@ -39,15 +43,22 @@ class ModelParams:
     smooth_sigma_um : float
         Lateral Gaussian (matched filter) applied before scoring, about a small head's
         apparent size.
+    smooth_sigma_z_um : float
+        Axial Gaussian of the matched filter in z-stacks (at least half a plane): about
+        the axial PSF's sigma (a two-photon axial FWHM of 1.5-2 um is a sigma of 0.6-0.8 um).
+    axial_bin_planes : float
+        Width of the axial-offset bins of the shaft profile in stacks, in planes.
     outlier_sigma : float
         Pixels scoring above this in a first pass (spines) are left out of the medians
         of the second pass.
     """
 
-    max_distance_um: float = 3.0
+    max_distance_um: float = 3.5
     background_margin_um: float = 1.5
     arc_bin_um: float = 3.0
     smooth_sigma_um: float = 0.2
+    smooth_sigma_z_um: float = 0.5
+    axial_bin_planes: float = 0.25
     outlier_sigma: float = 2.5
 
 
@@ -78,6 +89,10 @@ class ShaftModel:
         Shaft core: within the apparent shaft radius laterally (and its half extent axially).
     shaft_radius_um : dict
         Apparent shaft radius (half width at half maximum) per dendrite id.
+    rho : ndarray
+        Distance from the centreline in units of the apparent shaft size: lateral
+        distance / radius in 2D, the ellipsoidal ``sqrt((lateral / radius)^2 +
+        (axial / half_depth)^2)`` in 3D (1 on the core's border).
     """
 
     smooth: np.ndarray
@@ -90,6 +105,7 @@ class ShaftModel:
     noise_sigma: np.ndarray
     core: np.ndarray
     shaft_radius_um: dict
+    rho: np.ndarray | None = None
 
     @property
     def score(self) -> np.ndarray:
@@ -97,11 +113,11 @@ class ShaftModel:
         return (self.smooth - self.model_smooth) / self.noise_sigma
 
 
-def smooth_image(image: PreparedImage, sigma_um: float) -> np.ndarray:
-    """Gaussian matched filter: ``sigma_um`` laterally, half a plane (at least) axially."""
+def smooth_image(image: PreparedImage, sigma_um: float, sigma_z_um: float = 0.0) -> np.ndarray:
+    """Gaussian matched filter: ``sigma_um`` laterally, ``sigma_z_um`` (at least half a plane) axially."""
     sigma = [sigma_um / s for s in image.pixel_size_um]
     if image.is_3d:
-        sigma = [max(0.5, sigma_um / image.spacing_um[0])] + sigma
+        sigma = [max(0.5, sigma_z_um / image.spacing_um[0])] + sigma
     return ndi.gaussian_filter(image.data, sigma)
 
 
@@ -151,6 +167,28 @@ def _medians(codes: np.ndarray, n_groups: int, raw: np.ndarray, smooth: np.ndarr
     return full["r"].to_numpy(), full["s"].to_numpy()
 
 
+def _monotone_outward(keys: np.ndarray, values: np.ndarray, inner_bins: int = 2) -> np.ndarray:
+    """Make group values non-increasing away from the centreline (cumulative minimum outward).
+
+    A shaft's blurred cross-section falls off monotonically on each side (and, in 3D,
+    in each axial bin), so a rise of a group median further out is spine (or neighbour)
+    light, not shaft: crowded spines would otherwise lift the model and hide each other.
+    ``keys`` are the group keys of :func:`build_shaft_model` (section, lateral, axial bins).
+    """
+    lat = (keys // 512) % 512 - 256
+    frame = pd.DataFrame({"g": keys // (512 * 512) * 512 + keys % 512, "a": np.abs(lat), "v": values})
+    out = np.asarray(values, float).copy()
+    for sign in (1, -1):
+        part = frame[(np.sign(lat) == sign) | (lat == 0)].sort_values(["g", "a"])
+        # the inner bins (the centreline may sit a pixel off the ridge) count as one plateau
+        inner = part["a"].to_numpy() <= inner_bins
+        plateau = part["v"].where(inner).groupby(part["g"]).transform("max")
+        low = part["v"].where(~inner, plateau).groupby(part["g"]).cummin()
+        rows = part.index[~inner]
+        out[rows] = low.loc[rows].to_numpy()
+    return out
+
+
 def fit_noise_model(
     model_values: np.ndarray, residual: np.ndarray, codes: np.ndarray
 ) -> tuple[float, float, float]:
@@ -198,7 +236,7 @@ def build_shaft_model(
     pixel_um = float(spacing2d.mean())
     band_um = params.max_distance_um + params.background_margin_um
     z_step = image.spacing_um[0] if image.is_3d else 1.0
-    smooth = smooth_image(image, params.smooth_sigma_um)
+    smooth = smooth_image(image, params.smooth_sigma_um, params.smooth_sigma_z_um)
     cl = trace.centreline
     by, bx, idx, lateral, side = _band_pixels(trace, shape2d, spacing2d, band_um)
     dend = cl["dendrite_id"].to_numpy().astype(np.int64)[idx]
@@ -215,7 +253,9 @@ def build_shaft_model(
         vy, vx, vidx = by[rows], bx[rows], idx[rows]
         vlat, vax = lateral[rows], axial[ok]
         vdend, varc, vlatb = dend[rows], arc_bin[rows], lat_bin[rows]
-        ax_bin = np.round(vax / z_step).astype(np.int64)
+        # quarter-plane bins: the centreline's z is sub-plane and a shaft's axial flank is steep,
+        # so whole-plane bins would mix voxels 0.5 and 1.5 um from the centre
+        ax_bin = np.round(vax / (params.axial_bin_planes * z_step)).astype(np.int64)
         flat = np.ravel_multi_index((vz, vy, vx), data.shape)
         dist = np.hypot(vlat, vax)
     else:
@@ -231,6 +271,7 @@ def build_shaft_model(
     uniq, inverse = np.unique(keys, return_inverse=True)
     # pass 1: medians of all pixels; pass 2: without the positive outliers (spines) of pass 1
     med_raw, med_smooth = _medians(inverse, len(uniq), raw_v, smooth_v, np.ones(len(raw_v), bool))
+    med_raw, med_smooth = _monotone_outward(uniq, med_raw), _monotone_outward(uniq, med_smooth)
 
     def noise(model_values, residual):
         a, b, floor = fit_noise_model(model_values, residual, inverse)
@@ -239,6 +280,7 @@ def build_shaft_model(
     residual = smooth_v - med_smooth[inverse]
     first_score = residual / noise(med_smooth[inverse], residual)
     med_raw, med_smooth = _medians(inverse, len(uniq), raw_v, smooth_v, first_score < params.outlier_sigma)
+    med_raw, med_smooth = _monotone_outward(uniq, med_raw), _monotone_outward(uniq, med_smooth)
     model_raw_v = med_raw[inverse]
     model_smooth_v = med_smooth[inverse]
     sigma_v = noise(model_smooth_v, smooth_v - model_smooth_v)
@@ -255,7 +297,7 @@ def build_shaft_model(
     half = model_raw_v - bg_v > 0.5 * peak_v
     radius, depth = {}, {}
     for d in np.unique(vdend):
-        sel = half & (vdend == d) & (ax_bin == 0)
+        sel = half & (vdend == d) & (np.abs(vax) <= 0.5 * z_step)
         radius[int(d)] = float(np.percentile(vlat[sel], 90)) + 0.5 * pixel_um if sel.any() else 2 * pixel_um
         sel_z = half & (vdend == d) & (vlat <= pixel_um)
         depth[int(d)] = (
@@ -266,9 +308,10 @@ def build_shaft_model(
     r_v = pd.Series(vdend).map(radius).to_numpy()
     if image.is_3d:
         d_v = np.maximum(pd.Series(vdend).map(depth).to_numpy(), 0.5 * z_step)
-        core_v = (vlat / r_v) ** 2 + (vax / d_v) ** 2 < 1.0
+        rho_v = np.sqrt((vlat / r_v) ** 2 + (vax / d_v) ** 2)
     else:
-        core_v = vlat < r_v
+        rho_v = vlat / r_v
+    core_v = rho_v < 1.0
 
     def full(values, fill=np.nan, dtype=np.float32):
         out = np.full(data.shape, fill, dtype=dtype)
@@ -290,5 +333,6 @@ def build_shaft_model(
         shaft_peak=shaft_peak,
         noise_sigma=full(sigma_v),
         core=full(core_v, False, bool),
+        rho=full(rho_v),
         shaft_radius_um=radius,
     )

