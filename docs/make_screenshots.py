@@ -117,7 +117,6 @@ def recording_and_neurons_and_stim(work: Path) -> None:
     stim.movie_choice.value = registered
     stim.events_file.value = events_path
     stim.events_button.click()
-    stim.stats_form.alpha.value = 0.1  # only 8 trials (6 with light) in the small sample
     stim.run_button.click()
     wait(stim)
     order = np.argsort(stim.table["q_value"].to_numpy())
