@@ -31,7 +31,9 @@ def test_flags_per_plane_and_detection_union(tmp_path):
 
 def test_old_files_without_artifact_and_bad_files(tmp_path):
     path = tmp_path / "shifts.csv"
-    pd.DataFrame({"frame": [0, 1], "dy": 0.0, "dx": 0.0, "corr": 1.0, "bad": [1, 0]}).to_csv(path, index=False)
+    pd.DataFrame({"frame": [0, 1], "dy": 0.0, "dx": 0.0, "corr": 1.0, "bad": [1, 0]}).to_csv(
+        path, index=False
+    )
     flags = read_frame_flags(path)
     assert flags.bad.tolist() == [True, False] and not flags.artifact.any()
     with pytest.raises(FileFormatError, match="frame numbers outside"):
