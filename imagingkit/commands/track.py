@@ -55,6 +55,12 @@ def add_track_parser(spines_subparsers) -> argparse.ArgumentParser:
         help="K: an absence between two presences is a loss if it lasts >= K sessions; gap closing "
         "bridges K-1 sessions (default 2, for detected spines; 1 for curated tables without misses)",
     )
+    parser.add_argument(
+        "--no-image-check",
+        action="store_true",
+        help="do not check absences on the images (by default a spine missed in a session is "
+        "looked for at its place and re-found if the image shows it; see imagingkit.tracking.recheck)",
+    )
     parser.add_argument("--n-boot", type=int, default=2000, help="bootstrap replicates across dendrites")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run_track)
@@ -63,7 +69,14 @@ def add_track_parser(spines_subparsers) -> argparse.ArgumentParser:
 
 def run_track(args: argparse.Namespace) -> int:
     """Run ``imagingkit spines track``; returns the exit code."""
-    from imagingkit.tracking import BootstrapParams, FateParams, LinkParams, TrackingParams, track_sessions
+    from imagingkit.tracking import (
+        BootstrapParams,
+        FateParams,
+        LinkParams,
+        RecheckParams,
+        TrackingParams,
+        track_sessions,
+    )
     from imagingkit.tracking.files import load_session_image, parse_session_arg, write_tracking_outputs
     from imagingkit.tracking.session import validate_times
     from imagingkit.tracking.tables import read_spines_csv
@@ -85,6 +98,7 @@ def run_track(args: argparse.Namespace) -> int:
         link=dataclasses.replace(LinkParams(), max_link_um=args.max_link_um, max_gap_sessions=loss_k - 1),
         fates=FateParams(loss_min_sessions=loss_k),
         bootstrap=BootstrapParams(n_boot=args.n_boot, seed=args.seed),
+        recheck=RecheckParams(enabled=not args.no_image_check),
     )
     result = track_sessions(sessions, times, params)
     write_tracking_outputs(result, args.output, sources=list(args.sessions))

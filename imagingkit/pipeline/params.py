@@ -22,7 +22,7 @@ from imagingkit.stim.artifacts import NEUROPIL_MARGIN_PX, ArtifactParams
 from imagingkit.stim.responses import WindowParams
 from imagingkit.stim.stats import StatsParams
 from imagingkit.stim.triggers import PulseParams
-from imagingkit.tracking import BootstrapParams, FateParams, LinkParams
+from imagingkit.tracking import BootstrapParams, FateParams, LinkParams, RecheckParams
 
 
 def _table(instance: Any) -> dict[str, Any]:
@@ -76,6 +76,7 @@ STEP_DEFAULTS: dict[str, dict[str, Any]] = {
         "link": _table(LinkParams()),
         "fates": _table(FateParams()),
         "bootstrap": _table(BootstrapParams()),
+        "recheck": _table(RecheckParams()),
     },
     "summary": {
         "confidence_level": 0.95,
@@ -100,6 +101,7 @@ _TYPES: dict[tuple[str, ...], dict[str, str]] = {
     ("tracking", "link"): _field_types(LinkParams),
     ("tracking", "fates"): _field_types(FateParams),
     ("tracking", "bootstrap"): _field_types(BootstrapParams),
+    ("tracking", "recheck"): _field_types(RecheckParams),
     ("stim",): {"trigger_rate_hz": "float | None", "power_mw_per_unit": "float | None"},
 }
 
@@ -224,6 +226,7 @@ def tracking_params(table: dict[str, Any], pixel_size_um: float | None = None, z
         link=_build(LinkParams, table["link"]),
         fates=_build(FateParams, table["fates"]),
         bootstrap=_build(BootstrapParams, table["bootstrap"]),
+        recheck=_build(RecheckParams, table.get("recheck", {})),
     )
 
 

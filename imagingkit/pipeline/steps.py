@@ -359,6 +359,7 @@ def tracking_step(sessions: list[SessionConfig], table: dict[str, Any], run_dir:
             transforms,
             [im.shape for im in images],
             lengths or None,
+            images=images,
         )
         write_tracking_outputs(result, out, sources=[str(s.structural) for s in sessions])
         return {"n_tracks": int(result.tracks["track_id"].nunique()), "sessions": [s.id for s in sessions]}

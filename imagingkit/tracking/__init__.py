@@ -10,6 +10,7 @@ and the review edits :func:`relink`, :func:`split_track`, :func:`mark_presence`,
 from imagingkit.tracking.bootstrap import BootstrapParams, bootstrap_turnover
 from imagingkit.tracking.fates import FATES, STATES, FateParams, build_tracks, classify_fates
 from imagingkit.tracking.link import LinkParams, link_detections
+from imagingkit.tracking.recheck import RecheckParams
 from imagingkit.tracking.review import mark_event, mark_presence, reject_track, relink, split_track
 from imagingkit.tracking.session import (
     TRACK_COLUMNS,
@@ -29,6 +30,7 @@ __all__ = [
     "BootstrapParams",
     "FateParams",
     "LinkParams",
+    "RecheckParams",
     "TrackingParams",
     "TrackingResult",
     "bootstrap_turnover",

@@ -4,7 +4,8 @@ States of a track in a session (column ``state``):
 
 - ``present``: the spine was detected (or a reviewer marked it present);
 - ``gap``: not detected, but present before and after, and the absence lasts fewer than
-  ``loss_min_sessions`` consecutive sessions: a missed detection, counted as present;
+  ``loss_min_sessions`` consecutive sessions: a missed detection, counted as present (unless
+  the absence was confirmed on the image, see :mod:`imagingkit.tracking.recheck`);
 - ``absent``: not detected, not a gap: counted as absent (a loss if it was present before);
 - ``out_of_view``: its registered position (the detection, or the track's mean position where
   not detected) falls outside the session's image or within ``edge_margin_um`` of its border:
@@ -212,8 +213,9 @@ def _track_fate(states: list[str]) -> tuple[str, str]:
 def classify_fates(tracks: pd.DataFrame, params: FateParams = FateParams()) -> pd.DataFrame:
     """Add ``state``, ``counted``, ``fate`` and ``fate_reason`` to a track table.
 
-    Uses only ``track_id, session, present, in_view, reviewed``, so it can be re-run after
-    review edits. ``counted`` is True where the state is ``present`` or ``gap`` (the presence
+    Uses only ``track_id, session, present, in_view, reviewed`` (and ``absence_confirmed`` where
+    present: an absence confirmed on the image, see :mod:`.recheck`, is never a ``gap``), so it
+    can be re-run after review edits. ``counted`` is True where the state is ``present`` or ``gap`` (the presence
     the statistics use). Definitions are in the module docstring.
 
     Returns
@@ -229,6 +231,8 @@ def classify_fates(tracks: pd.DataFrame, params: FateParams = FateParams()) -> p
     present = out["present"].to_numpy(bool)
     in_view = out["in_view"].to_numpy(bool)
     reviewed = out["reviewed"].to_numpy(bool)
+    if "absence_confirmed" in out:  # an absence confirmed on the image is never a gap
+        reviewed = reviewed | (out["absence_confirmed"].to_numpy(bool) & in_view)
     bounds = np.flatnonzero(np.diff(out["track_id"].to_numpy(), prepend=np.nan, append=np.nan) != 0)
     for start, stop in zip(bounds[:-1], bounds[1:], strict=False):
         s = _track_states(

@@ -20,9 +20,20 @@ from imagingkit.tracking.fates import FateParams, build_tracks, classify_fates, 
 from imagingkit.tracking.link import (
     LinkParams,
     align_dendrites,
+    as_point_mapper,
     check_overlap,
     collect_detections,
     link_detections,
+)
+from imagingkit.tracking.recheck import (
+    RecheckParams,
+    confirm_absences,
+    detach_outliers,
+    evidence_at,
+    evidence_map,
+    judge_absences,
+    measure_evidence,
+    missed_spines,
 )
 from imagingkit.tracking.turnover import cohort_survival, compute_turnover, dendrite_lengths
 
@@ -43,6 +54,9 @@ class TrackingParams:
     link, fates, bootstrap : LinkParams, FateParams, BootstrapParams
         Gap closing must bridge the absences the loss rule calls gaps:
         ``link.max_gap_sessions >= fates.loss_min_sessions - 1``.
+    recheck : RecheckParams
+        Checking absences on the session images (when images are given), see
+        :mod:`imagingkit.tracking.recheck`.
     """
 
     pixel_size_um: float | None = None
@@ -51,6 +65,7 @@ class TrackingParams:
     link: LinkParams = LinkParams()
     fates: FateParams = FateParams()
     bootstrap: BootstrapParams = BootstrapParams()
+    recheck: RecheckParams = RecheckParams()
 
     def __post_init__(self) -> None:
         if self.link.max_gap_sessions < self.fates.loss_min_sessions - 1:
@@ -151,6 +166,9 @@ def track_spines(
     transforms: Sequence[Any] | None = None,
     image_shapes: Sequence[Sequence[int]] | None = None,
     dendrite_length_um: Mapping[int, float] | None = None,
+    images: Sequence[np.ndarray] | None = None,
+    traces: Sequence[Any] | None = None,
+    spine_params: Any = None,
 ) -> TrackingResult:
     """Link spine tables across sessions, classify fates and compute turnover statistics.
 
@@ -172,6 +190,14 @@ def track_spines(
         image or within ``fates.edge_margin_um`` of its border).
     dendrite_length_um : mapping, optional
         Reference dendrite id -> length (µm) for densities.
+    images : sequence of ndarray, optional
+        Per session image (the one the table was detected on). With ``params.recheck.enabled``
+        every absence of a track is checked on the image (:mod:`.recheck`): missed spines
+        are re-found, absences confirmed. Needs ``image_shapes`` (or takes them from here).
+    traces : sequence, optional
+        Per session dendrite trace of that image (``SpineResult.trace``, or None to trace again).
+    spine_params : imagingkit.spines.SpineParams, optional
+        Detection parameters (their thresholds scale the evidence of the image check).
 
     Returns
     -------
@@ -197,24 +223,109 @@ def track_spines(
             f"reference_index {params.reference_index} out of range for {n_sessions} sessions"
         )
     to_reference, to_session = _split_transforms(transforms, n_sessions)
+    if images is not None:
+        if len(images) != n_sessions:
+            raise ParameterError(f"{len(images)} images for {n_sessions} sessions")
+        image_shapes = image_shapes if image_shapes is not None else [np.shape(img) for img in images]
     stacks = image_shapes is not None and all(len(shape) == 3 for shape in image_shapes)
     det = collect_detections(tables, to_reference, params.pixel_size_um, params.z_step_um, map_z=stacks)
     det["z_um"] = det["z_um"].fillna(0.0)
     match = check_overlap(det, params.reference_index, params.link)
     det = align_dendrites(det, params.reference_index, params.link.max_link_um)
-    linked = link_detections(det, n_sessions, params.link)
     in_view = None
     if image_shapes is not None:
         if len(image_shapes) != n_sessions:
             raise ParameterError(f"{len(image_shapes)} image shapes for {n_sessions} sessions")
         margin_px = params.fates.edge_margin_um / params.pixel_size_um
         in_view = view_checker(to_session, image_shapes, margin_px)
+    linked = link_detections(det, n_sessions, params.link)
     tracks = classify_fates(build_tracks(linked, n_sessions, times, in_view), params.fates)
+    if images is not None and params.recheck.enabled:
+        evidence = _evidence_on_images(images, traces, to_session, params, spine_params)
+        linked, tracks = _check_on_images(det, tracks, evidence, n_sessions, times, in_view, params)
     tracks = _ordered_tracks(tracks)
     stats = summarize(tracks, times, params.bootstrap, dendrite_length_um)
     return TrackingResult(
         tracks=tracks, detections=linked, match_fraction=match, times_h=times, params=params, **stats
     )
+
+
+def _check_on_images(det, tracks, evidence, n_sessions, times, in_view, params):
+    """Steps 1-4 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, relink, confirm."""
+    pixel = params.pixel_size_um
+    first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), evidence)
+    missed = missed_spines(judge_absences(first, pixel, params.recheck), pixel, params.recheck)
+    linked = det.assign(refound=False)
+    if len(missed):
+        both = pd.concat(
+            [linked, _refound_detections(missed, det, pixel, params.z_step_um)], ignore_index=True
+        )
+        both = link_detections(both, n_sessions, params.link)
+        linked = both[~both["refound"]].reset_index(drop=True)
+        tracks = build_tracks(linked, n_sessions, times, in_view)
+        hits = both[both["refound"]][["track_id", "session"]].assign(hit=True)
+        hit = tracks.merge(hits, on=["track_id", "session"], how="left")["hit"].fillna(False).to_numpy(bool)
+        tracks["present"] = tracks["present"].to_numpy(bool) | hit
+        tracks["refound"] = hit
+    else:
+        linked = link_detections(linked, n_sessions, params.link)
+        tracks = build_tracks(linked, n_sessions, times, in_view)
+        tracks["refound"] = False
+    tracks = confirm_absences(measure_evidence(tracks, evidence), pixel, params.recheck, params.fates)
+    return _relabel_detections(linked.drop(columns="refound"), tracks), tracks
+
+
+def _refound_detections(missed: pd.DataFrame, det: pd.DataFrame, pixel_size_um: float, z_step_um: float):
+    """Re-found spines as rows of a detections table (reference frame; ``det_index`` -1)."""
+    z = missed["z"].to_numpy(float)
+    rows = pd.DataFrame(
+        {
+            "session": missed["session"].to_numpy(int),
+            "det_index": -1,
+            "spine_id": -1,
+            "y": missed["y"].to_numpy(float),
+            "x": missed["x"].to_numpy(float),
+            "z": z,
+            "y_um": missed["y"].to_numpy(float) * pixel_size_um,
+            "x_um": missed["x"].to_numpy(float) * pixel_size_um,
+            "z_um": np.nan_to_num(z * z_step_um, nan=0.0),
+            "dendrite_id": missed["dendrite_id"].to_numpy(int),
+            "arc_um": missed["arc_um"].to_numpy(float),
+            "intensity_ratio": np.nan,
+            "ref_dendrite_id": missed["dendrite_id"].to_numpy(int),
+            "arc_ref_um": missed["arc_um"].to_numpy(float),
+            "refound": True,
+        }
+    )
+    return rows[[c for c in det.columns if c in rows.columns] + ["refound"]]
+
+
+def _relabel_detections(linked: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFrame:
+    """Give every detection the track id its (session, spine_id) row has in the track table."""
+    rows = tracks[tracks["spine_id"].notna()]
+    key = pd.MultiIndex.from_arrays([rows["session"].to_numpy(int), rows["spine_id"].to_numpy(int)])
+    track_of = pd.Series(rows["track_id"].to_numpy(), index=key)
+    at = pd.MultiIndex.from_arrays([linked["session"].to_numpy(int), linked["spine_id"].to_numpy(int)])
+    new = track_of.reindex(at).to_numpy()
+    return linked.assign(track_id=np.where(pd.isna(new), linked["track_id"].to_numpy(), new).astype(int))
+
+
+def _evidence_on_images(
+    images: Sequence[np.ndarray], traces: Sequence[Any] | None, to_session, params, spine_params=None
+):
+    """``evidence(session, points_ref)`` measuring reference points on each session's image."""
+    mappers = [as_point_mapper(t, to="session") for t in to_session]
+    traces = list(traces) if traces is not None else [None] * len(images)
+
+    def evidence(session: int, points: np.ndarray) -> np.ndarray:
+        image = np.asarray(images[session])
+        stack = image.ndim == 3
+        z_step = params.z_step_um if stack else None
+        ratio, spacing = evidence_map(image, params.pixel_size_um, z_step, traces[session], spine_params)
+        mapped = mappers[session](points[:, :3] if stack else points[:, :2])
+        return evidence_at(ratio, spacing, mapped, params.recheck.search_um)
+
+    return evidence
 
 
 def _split_transforms(transforms: Sequence[Any] | None, n_sessions: int) -> tuple[list, list]:
@@ -277,8 +388,9 @@ def track_sessions(
     non-rigid flow; stacks in-plane on their maximum projection plus a z shift); sessions
     without a table are passed to :func:`imagingkit.spines.detect_spines`; spine positions
     (y, x, and z for stacks) are mapped to the reference frame with the transforms, linked,
-    classified and counted. Dendrite lengths for densities come from the reference session's
-    detection when it was detected here.
+    classified and counted; every absence is then checked on the session's image
+    (:mod:`imagingkit.tracking.recheck`: missed spines re-found, absences confirmed). Dendrite
+    lengths for densities come from the reference session's detection when it was detected here.
 
     Parameters
     ----------
@@ -305,14 +417,16 @@ def track_sessions(
         tables.append(table)
     transforms = _register(images, params.reference_index)
     lengths: dict[int, float] | None = None
+    traces: list[Any] = [None] * len(images)
     for i, table in enumerate(tables):
         if table is not None:
             continue
         result = _detect(images[i], params, spine_params, i)
         tables[i] = result.spines
+        traces[i] = result.trace
         if i == params.reference_index and len(result.dendrites):
             lengths = dict(
                 zip(result.dendrites["dendrite_id"].astype(int), result.dendrites["length_um"], strict=True)
             )
     shapes = [img.shape for img in images]
-    return track_spines(tables, times, params, transforms, shapes, lengths)
+    return track_spines(tables, times, params, transforms, shapes, lengths, images, traces, spine_params)

@@ -194,7 +194,8 @@ class ReviewWidget(StepWidget):
 
     # -- display -------------------------------------------------------------------------------------------------
     def set_tracks(self, tracks: pd.DataFrame) -> None:
-        """Show a track table: points coloured by fate (rings where absent), tracks, statistics."""
+        """Show a track table: points coloured by fate (rings where absent, diamonds where re-found on
+        the image), tracks, statistics."""
         self.tracks = tracks.reset_index(drop=True)
         coords = self.tracks[["session", "y", "x"]].to_numpy(float)
         colours = np.array([to_rgba(FATE_COLOURS.get(f, "#ffffff")) for f in self.tracks["fate"]]).reshape(
@@ -203,9 +204,11 @@ class ReviewWidget(StepWidget):
         present = self.tracks["present"].to_numpy(bool)
         face = colours.copy()
         face[~present, 3] = 0.0  # absent: ring only
-        symbols = np.where(present, "disc", "ring")
+        # re-found on the image (missed by detection, seen at the track's place): a diamond to verify
+        refound = self.tracks.get("refound", pd.Series(False, index=self.tracks.index)).to_numpy(bool)
+        symbols = np.where(refound, "diamond", np.where(present, "disc", "ring"))
         scale = (1.0, *self._scale)
-        features = self.tracks[["track_id", "session", "present", "fate"]]
+        features = self.tracks[["track_id", "session", "present", "fate"]].assign(refound=refound)
         if self.points_layer is None or self.points_layer not in self.viewer.layers:
             self.points_layer = self.viewer.add_points(
                 coords,

@@ -61,7 +61,8 @@ def test_review_widget_track_edit_save_and_reload(make_napari_viewer, qtbot, den
     np.testing.assert_allclose(points.data, tracks[["session", "y", "x"]].to_numpy(float))
     for i in np.random.default_rng(0).choice(len(tracks), 10, replace=False):
         assert np.allclose(points.border_color[i], to_rgba(FATE_COLOURS[tracks["fate"].iloc[i]]))
-        assert points.symbol[i].value == ("disc" if tracks["present"].iloc[i] else "ring")
+        expected = "diamond" if tracks["refound"].iloc[i] else "disc" if tracks["present"].iloc[i] else "ring"
+        assert points.symbol[i].value == expected
     assert list(points.text.values[:3]) == [str(t) for t in tracks["track_id"].iloc[:3]]
 
     # reject a gain: the spine was there before, missed -> present earlier, reviewed

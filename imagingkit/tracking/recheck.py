@@ -1,0 +1,320 @@
+"""Check every absence of a track against the session's image before counting it.
+
+A spine the detector missed in one session looks like a loss (or, in the first session, like
+a later gain), and while it is missed the linker may hand its place to a neighbour; a spine
+that was really lost and a new one that formed close by look like one spine missed once.
+Positions alone cannot tell these apart, so the loss rule K
+(:class:`~imagingkit.tracking.fates.FateParams`) guesses. With the images at hand the tracker
+looks, as a human scorer does. The evidence for a spine at a position of a session's image
+(:func:`evidence_map`, :func:`evidence_at`) is the largest residual over the shaft model within
+``search_um``, as a fraction of the detector's local threshold at that pixel (higher on the
+shaft's flank, :class:`imagingkit.spines.DetectParams`), outside the shaft core.
+
+1. After a first linking, a detection far from where its track's other detections agree is
+   cut out of the track (:func:`detach_outliers`: the neighbour's place taken).
+2. Every session in which a track is in view but not detected is measured at the track's
+   position (mean registered position, mapped into the session). A missed spine is re-found
+   where the evidence is ``>= min_evidence`` and ``>= relative_evidence`` times the evidence
+   where the same track was detected (:func:`judge_absences`).
+3. The re-found spines join the detections and everything is linked again, so a spine missed
+   in some sessions keeps its identity and a neighbour cannot take its place.
+4. The absences left are measured again: re-found ones count as present (``present=True``,
+   ``refound=True``, ``spine_id`` missing); where the evidence is below ``min_evidence``
+   (nothing the detector would come near) the absence is confirmed (``absence_confirmed=True``):
+   never bridged as a ``gap``, and a track present again after a confirmed absence is split
+   there (a spine lost and a new one formed at its place, which gap closing had joined). In
+   between, the loss rule K decides.
+
+The image cannot judge a position outside the session's traced dendrites (a stretch the
+tracing missed), inside the shaft core, or within ``exclusion_um`` of another spine detected
+in that session (the residual there is the neighbour's): such absences stay unchecked and the
+loss rule K decides. Reviewed rows are left as the reviewer set them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from imagingkit.errors import ParameterError
+from imagingkit.tracking.fates import FateParams, classify_fates
+
+#: ``evidence(session, points_yxz_ref) -> ratio``: evidence per reference-frame point in a session.
+Evidence = Callable[[int, np.ndarray], np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class RecheckParams:
+    """Parameters of the image check of absences (see the module docstring).
+
+    Attributes
+    ----------
+    enabled : bool
+        Check absences against the images when images are given.
+    min_evidence : float
+        Residual peak within ``search_um`` of the expected position, as a fraction of the
+        detector's local threshold there, from which a missed spine counts as present.
+        Lower re-finds dimmer spines but also calls noise a spine (a lost spine kept alive).
+    relative_evidence : float
+        A missed spine must also show this fraction of the evidence the same track has where it
+        was detected (median over its detections): 0.5 is the midpoint between "as seen
+        before" and "nothing", so noise and shaft-model errors that reach ``min_evidence`` do
+        not keep a bright spine alive after its loss.
+    search_um : float
+        Radius around the expected position searched for the peak: about the residual
+        registration error plus the spine's localisation scatter between sessions.
+    exclusion_um : float
+        No re-finding within this distance of another spine detected in that session.
+    detach_um : float
+        A detection this far from the median position of its track's other detections is cut
+        out of the track before the check (:func:`detach_outliers`). 0 turns it off.
+    """
+
+    enabled: bool = True
+    min_evidence: float = 0.6
+    relative_evidence: float = 0.5
+    search_um: float = 0.4
+    exclusion_um: float = 0.8
+    detach_um: float = 0.6
+
+    def __post_init__(self) -> None:
+        if not self.min_evidence > 0 or self.relative_evidence < 0:
+            raise ParameterError(
+                f"recheck.min_evidence must be > 0 and relative_evidence >= 0, got "
+                f"{self.min_evidence} and {self.relative_evidence}"
+            )
+        if not self.search_um > 0 or self.exclusion_um < 0 or self.detach_um < 0:
+            raise ParameterError(
+                f"recheck.search_um must be > 0 µm, exclusion_um and detach_um >= 0 µm, got "
+                f"{self.search_um}, {self.exclusion_um} and {self.detach_um}"
+            )
+
+
+def evidence_map(
+    image: np.ndarray, pixel_size_um: float, z_step_um: float | None, trace=None, spine_params=None
+) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Spine evidence per pixel of one image: detector score / the detector's local threshold.
+
+    The score is the residual of the matched-filtered image over the shaft model in noise
+    sigmas (:mod:`imagingkit.spines.model`); the threshold is the one the detector applies
+    there (higher on the shaft's flank, :meth:`imagingkit.spines.DetectParams.local_threshold`).
+    1.0 is a peak the detector would accept; negative residuals count as 0. NaN where the image
+    cannot say: outside the traced dendrites' spine search band and inside the shaft core.
+
+    Returns
+    -------
+    ratio : ndarray
+        Same shape as ``image``.
+    spacing_um : tuple of float
+        Voxel (or pixel) size, µm.
+    """
+    from imagingkit.spines import SpineParams, prepare_image
+    from imagingkit.spines.dendrite import trace_dendrites
+    from imagingkit.spines.model import build_shaft_model
+
+    params = spine_params or SpineParams()
+    prepared = prepare_image(np.asarray(image, np.float32), pixel_size_um, z_step_um)
+    trace = trace if trace is not None else trace_dendrites(prepared, params.trace)
+    if trace.n_dendrites == 0:
+        return np.full(prepared.data.shape, np.nan, np.float32), prepared.spacing_um
+    model = build_shaft_model(prepared, trace, params.model)
+    dendrite = trace.centreline["dendrite_id"].to_numpy()
+    radius_of_point = np.array([model.shaft_radius_um.get(int(d), 0.0) for d in dendrite])
+    band = (model.nearest >= 0) & ~model.core & (model.distance_um <= params.model.max_distance_um)
+    radius = np.where(band, radius_of_point[np.maximum(model.nearest, 0)], 0.0)
+    threshold = params.detect.local_threshold(np.nan_to_num(model.rho) * radius, radius)
+    with np.errstate(invalid="ignore"):
+        ratio = np.where(band, np.maximum(np.nan_to_num(model.score, nan=0.0) / threshold, 0.0), np.nan)
+    return ratio.astype(np.float32), prepared.spacing_um
+
+
+def evidence_at(ratio: np.ndarray, spacing_um: tuple[float, ...], points_px: np.ndarray, search_um: float):
+    """Largest value of an evidence map within ``search_um`` (laterally; ±1 plane in stacks) of points.
+
+    ``points_px`` are ``(n, 2)`` (y, x) or ``(n, 3)`` (y, x, z) pixels of that map. NaN where
+    no pixel of the window can be judged (see :func:`evidence_map`).
+    """
+    points_px = np.asarray(points_px, float)
+    out = np.full(len(points_px), np.nan)
+    stack = ratio.ndim == 3
+    pixel = np.asarray(spacing_um[-2:], float)
+    ry, rx = (int(np.ceil(search_um / p)) for p in pixel)
+    dy, dx = np.mgrid[-ry : ry + 1, -rx : rx + 1]
+    disk = (dy * pixel[0]) ** 2 + (dx * pixel[1]) ** 2 <= search_um**2
+    dy, dx = dy[disk], dx[disk]
+    height, width = ratio.shape[-2:]
+    for i, point in enumerate(points_px):
+        if not np.all(np.isfinite(point[:2])):
+            continue
+        yy = np.clip(int(round(point[0])) + dy, 0, height - 1)
+        xx = np.clip(int(round(point[1])) + dx, 0, width - 1)
+        if stack:
+            z = int(round(np.nan_to_num(point[2], nan=ratio.shape[0] // 2)))
+            planes = np.arange(max(z - 1, 0), min(z + 2, ratio.shape[0]))
+            window = ratio[planes[:, None], yy[None, :], xx[None, :]] if len(planes) else np.full(1, np.nan)
+        else:
+            window = ratio[yy, xx]
+        if np.isfinite(window).any():
+            out[i] = float(np.nanmax(window))
+    return out
+
+
+def detach_outliers(tracks: pd.DataFrame, pixel_size_um: float, max_um: float) -> pd.DataFrame:
+    """Cut out of its track a detection far from where the track's other detections agree.
+
+    When a spine is missed, the linker may take a neighbour's detection in its place (a wrong
+    link that no distance gate can refuse). A detection farther than ``max_um`` from the median
+    position of at least two other detections of its track becomes a track of its own; the
+    image check then decides both. Rows keep their session; the new tracks get fresh ids.
+    """
+    from imagingkit.tracking.review import _fill_absent_positions
+
+    detected = tracks["present"].to_numpy(bool) & tracks["spine_id"].notna().to_numpy()
+    outliers = []  # (track_id, session)
+    for track_id, rows in tracks[detected].groupby("track_id"):
+        if len(rows) < 3 or max_um <= 0:
+            continue
+        points = rows[["y", "x"]].to_numpy(float) * pixel_size_um
+        for k, session in enumerate(rows["session"].to_numpy(int)):
+            if np.linalg.norm(points[k] - np.median(np.delete(points, k, axis=0), axis=0)) > max_um:
+                outliers.append((int(track_id), int(session)))
+    if not outliers:
+        return tracks
+    out, pieces = tracks.copy(), []
+    next_id = int(tracks["track_id"].max()) + 1
+    for new_id, (track_id, session) in enumerate(outliers, start=next_id):
+        rows = out["track_id"] == track_id
+        here = rows & (out["session"] == session)
+        piece = out[rows].copy()
+        piece["track_id"] = new_id
+        others = piece["session"] != session
+        piece.loc[others, "present"] = False
+        piece.loc[others, "spine_id"] = pd.NA
+        piece.loc[others, "intensity_ratio"] = np.nan
+        pieces.append(piece)
+        out.loc[here, "present"] = False
+        out.loc[here, "spine_id"] = pd.NA
+        out.loc[here, "intensity_ratio"] = np.nan
+    out = pd.concat([out, *pieces], ignore_index=True).sort_values(["track_id", "session"])
+    changed = sorted({t for t, _ in outliers}) + list(range(next_id, next_id + len(outliers)))
+    return _fill_absent_positions(out.reset_index(drop=True), changed)
+
+
+def _near_detection(tracks: pd.DataFrame, rows: np.ndarray, session: int, radius_px: float) -> np.ndarray:
+    """Per row in ``rows``: is another track detected in ``session`` within ``radius_px``?"""
+    here = tracks[(tracks["session"] == session) & tracks["present"] & tracks["spine_id"].notna()]
+    if len(here) == 0 or radius_px <= 0:
+        return np.zeros(len(rows), bool)
+    dist, _ = cKDTree(here[["y", "x"]].to_numpy(float)).query(tracks.loc[rows, ["y", "x"]].to_numpy(float))
+    return dist <= radius_px
+
+
+def measure_evidence(tracks: pd.DataFrame, evidence: Evidence) -> pd.DataFrame:
+    """Add ``evidence`` (NaN where not measured) to every in-view, unreviewed row of a track table."""
+    out = tracks.copy()
+    out["evidence"] = np.nan
+    rows_ok = out["in_view"].to_numpy(bool) & ~out["reviewed"].to_numpy(bool)
+    sessions = out["session"].to_numpy(int)
+    for session in np.unique(sessions[rows_ok]):
+        rows = out.index[rows_ok & (sessions == session)].to_numpy()
+        points = out.loc[rows, ["y", "x", "z"]].to_numpy(float)
+        out.loc[rows, "evidence"] = np.asarray(evidence(int(session), points), float)
+    return out
+
+
+def judge_absences(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams) -> pd.DataFrame:
+    """Per absent, in-view, unreviewed row with ``evidence``: ``found`` and ``confirmed`` (bool columns).
+
+    A row is judged where the image can say (finite evidence, no other detection within
+    ``exclusion_um``). ``found``: evidence ``>= min_evidence`` and ``>= relative_evidence`` times
+    the median evidence of the track's detections; ``confirmed`` (absent): evidence below
+    ``min_evidence``. In between (weaker than the spine was, but more than noise usually
+    gives) the image does not decide.
+    """
+    detected = tracks["present"].to_numpy(bool) & tracks["spine_id"].notna().to_numpy()
+    level = tracks["evidence"].where(detected).groupby(tracks["track_id"]).transform("median").to_numpy()
+    todo = (
+        ~tracks["present"].to_numpy(bool)
+        & tracks["in_view"].to_numpy(bool)
+        & ~tracks["reviewed"].to_numpy(bool)
+        & np.isfinite(tracks["evidence"].to_numpy(float))
+    )
+    judged = np.zeros(len(tracks), bool)
+    sessions = tracks["session"].to_numpy(int)
+    for session in np.unique(sessions[todo]):
+        rows = np.flatnonzero(todo & (sessions == session))
+        crowded = _near_detection(
+            tracks, tracks.index[rows], int(session), params.exclusion_um / pixel_size_um
+        )
+        judged[rows[~crowded]] = True
+    value = tracks["evidence"].to_numpy(float)
+    found = judged & (value >= np.fmax(params.min_evidence, params.relative_evidence * level))
+    return tracks.assign(found=found, confirmed=judged & (value < params.min_evidence))
+
+
+def missed_spines(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams) -> pd.DataFrame:
+    """Rows re-found by :func:`judge_absences`, one per place: of re-found positions closer than
+    ``exclusion_um`` in one session (one spine seen from two fragments of its track), the one
+    with the strongest evidence."""
+    found = tracks[tracks["found"]].sort_values("evidence", ascending=False)
+    keep = []
+    for _, rows in found.groupby("session"):
+        points = rows[["y", "x"]].to_numpy(float) * pixel_size_um
+        taken = np.zeros(len(rows), bool)
+        tree = cKDTree(points) if len(points) else None
+        for i in range(len(rows)):
+            if not taken[i]:
+                keep.append(rows.index[i])
+                taken[tree.query_ball_point(points[i], params.exclusion_um)] = True
+    return found.loc[keep].sort_values(["session", "track_id"])
+
+
+def _split_after_confirmed_absence(tracks: pd.DataFrame, fates: FateParams) -> pd.DataFrame:
+    """Split tracks that are present again after an image-confirmed absence (a new spine)."""
+    from imagingkit.tracking.review import split_track
+
+    confirmed = tracks["absence_confirmed"].to_numpy(bool) & ~tracks["present"].to_numpy(bool)
+    for track_id in tracks.loc[confirmed, "track_id"].unique():
+        while True:
+            rows = tracks[tracks["track_id"] == track_id].sort_values("session")
+            present = rows["present"].to_numpy(bool)
+            checked = rows["absence_confirmed"].to_numpy(bool) & ~present
+            seen = np.flatnonzero(present)
+            starts = [s for s in seen[1:] if not present[s - 1] and checked[seen[0] : s].any()]
+            if not starts:
+                break
+            tracks = split_track(tracks, int(track_id), int(rows["session"].to_numpy()[starts[0]]), fates)
+            track_id = int(tracks["track_id"].max())  # the remainder may need splitting again
+    return tracks
+
+
+def confirm_absences(
+    tracks: pd.DataFrame,
+    pixel_size_um: float,
+    params: RecheckParams = RecheckParams(),
+    fates: FateParams = FateParams(),
+) -> pd.DataFrame:
+    """Final check (step 4 of the module docstring) of a track table with ``evidence``.
+
+    Returns
+    -------
+    DataFrame
+        The table with ``refound`` (present from the image) and ``absence_confirmed`` (the image
+        judged the absence) updated, tracks split after confirmed absences, states and fates
+        recomputed.
+    """
+    judged = judge_absences(tracks, pixel_size_um, params)
+    out = tracks.copy()
+    if "refound" not in out:
+        out["refound"] = False
+    out["absence_confirmed"] = judged["confirmed"].to_numpy()
+    found = judged["found"].to_numpy()
+    out.loc[found, "present"] = True
+    out.loc[found, "refound"] = True
+    out = _split_after_confirmed_absence(out, fates)
+    out["refound"] = out["refound"].astype(bool) & out["present"].astype(bool)
+    return classify_fates(out, fates)

@@ -1,0 +1,184 @@
+"""Checking absences on the images: rules on hand-made tables, then against simulated truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imagingkit.errors import ParameterError
+from imagingkit.synth import simulate_dendrite_sessions
+from imagingkit.tracking import BootstrapParams, RecheckParams, TrackingParams, track_spines
+from imagingkit.tracking.evaluate import score_tracking
+from imagingkit.tracking.fates import FateParams, classify_fates
+from imagingkit.tracking.recheck import (
+    confirm_absences,
+    detach_outliers,
+    evidence_at,
+    evidence_map,
+    judge_absences,
+    measure_evidence,
+    missed_spines,
+)
+from imagingkit.tracking.testing import synth_truth_tables, synth_truth_with_detection
+
+PIXEL_UM = 0.2
+
+
+def tracks_of(patterns, positions=None):
+    """Tracks from strings ('1' detected, '0' absent), one per track, 10 px apart on one dendrite."""
+    rows = []
+    for t, pattern in enumerate(patterns):
+        for s, ch in enumerate(pattern):
+            y, x = positions[t][s] if positions else (20.0, 20.0 + 10 * t)
+            rows.append(
+                {
+                    "track_id": t,
+                    "session": s,
+                    "spine_id": 100 * t + s if ch == "1" else pd.NA,
+                    "y": y,
+                    "x": x,
+                    "z": 0.0,
+                    "present": ch == "1",
+                    "in_view": True,
+                    "reviewed": False,
+                    "dendrite_id": 0,
+                    "arc_um": 2.0 * t,
+                    "intensity_ratio": 1.0 if ch == "1" else np.nan,
+                    "time_h": float(s),
+                }
+            )
+    return classify_fates(pd.DataFrame(rows).astype({"spine_id": "Int64"}))
+
+
+def constant_evidence(values):
+    """evidence(session, points) returning ``values[session]`` for every point."""
+    return lambda session, points: np.full(len(points), values[session], float)
+
+
+def states(tracks, track_id=0):
+    return "".join(tracks[tracks["track_id"] == track_id].sort_values("session")["state"].str[0])
+
+
+def test_a_missed_spine_that_the_image_shows_is_present():
+    tracks = measure_evidence(tracks_of(["11011"]), constant_evidence([3.0, 3.0, 2.0, 3.0, 3.0]))
+    out = confirm_absences(tracks, PIXEL_UM)
+    assert states(out) == "ppppp"
+    assert out.loc[out["session"] == 2, "refound"].item()
+    assert out["fate"].eq("stable").all()
+
+
+def test_a_confirmed_absence_splits_a_gap_closed_track():
+    # with K=2 the single absence would be a gap; the image shows nothing there: a loss and a new spine
+    tracks = measure_evidence(tracks_of(["11011"]), constant_evidence([3.0, 3.0, 0.2, 3.0, 3.0]))
+    assert states(tracks) == "ppgpp"
+    out = confirm_absences(tracks, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert out["track_id"].nunique() == 2
+    assert sorted(out.groupby("track_id")["fate"].first()) == ["eliminated", "formed"]
+    assert out["absence_confirmed"].sum() >= 1
+
+
+def test_evidence_between_noise_and_the_spine_leaves_the_decision_to_k():
+    # 1.0 >= min_evidence 0.6 but < half of the spine's own evidence 3.0: not found, not confirmed
+    tracks = measure_evidence(tracks_of(["11011"]), constant_evidence([3.0, 3.0, 1.0, 3.0, 3.0]))
+    out = confirm_absences(tracks, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert states(out) == "ppgpp"
+    assert not out["refound"].any() and not out["absence_confirmed"].any()
+
+
+def test_a_bright_spine_is_not_kept_alive_by_noise_after_its_loss():
+    tracks = measure_evidence(tracks_of(["11000"]), constant_evidence([8.0, 8.0, 0.9, 0.9, 0.9]))
+    out = confirm_absences(tracks, PIXEL_UM)
+    assert states(out) == "ppaaa"
+    # a dim spine with the same residual is re-found: 0.9 is more than half of its 1.2
+    dim = measure_evidence(tracks_of(["11000"]), constant_evidence([1.2, 1.2, 0.9, 0.9, 0.9]))
+    assert states(confirm_absences(dim, PIXEL_UM)) == "ppppp"
+
+
+def test_no_evidence_where_the_image_cannot_judge():
+    nan = np.nan
+    tracks = measure_evidence(tracks_of(["11011"]), constant_evidence([3.0, 3.0, nan, 3.0, 3.0]))
+    out = confirm_absences(tracks, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert states(out) == "ppgpp" and not out["refound"].any()
+
+
+def test_no_refinding_next_to_another_detected_spine():
+    # track 1 sits 0.4 um from track 0 and is detected in session 2, where track 0 is missed
+    positions = [[(20.0, 20.0)] * 5, [(20.0, 22.0)] * 5]
+    tracks = tracks_of(["11011", "00100"], positions)
+    judged = judge_absences(measure_evidence(tracks, constant_evidence([3.0] * 5)), PIXEL_UM, RecheckParams())
+    row = judged[(judged["track_id"] == 0) & (judged["session"] == 2)]
+    assert not row["found"].item() and not row["confirmed"].item()
+
+
+def test_a_neighbours_detection_taken_by_a_track_is_detached():
+    positions = [[(20.0, 20.0), (20.0, 20.1), (20.0, 25.0), (20.1, 20.0), (20.0, 19.9)]]
+    out = detach_outliers(tracks_of(["11111"], positions), PIXEL_UM, max_um=0.6)
+    assert out["track_id"].nunique() == 2
+    detached = out[(out["track_id"] == 1) & out["present"]]
+    assert detached["session"].tolist() == [2] and detached["x"].item() == 25.0
+    assert not out[(out["track_id"] == 0) & (out["session"] == 2)]["present"].item()
+    assert detach_outliers(tracks_of(["11111"], positions), PIXEL_UM, max_um=0).equals(
+        tracks_of(["11111"], positions)
+    )
+
+
+def test_one_refound_place_per_spine_and_session():
+    positions = [[(20.0, 20.0)] * 3, [(20.0, 20.5)] * 3]  # two fragments of one spine, 0.1 um apart
+    tracks = measure_evidence(tracks_of(["100", "001"], positions), constant_evidence([3.0, 3.0, 3.0]))
+    missed = missed_spines(judge_absences(tracks, PIXEL_UM, RecheckParams()), PIXEL_UM, RecheckParams())
+    assert missed.groupby("session").size().max() == 1
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ParameterError, match="min_evidence"):
+        RecheckParams(min_evidence=0)
+    with pytest.raises(ParameterError, match="search_um"):
+        RecheckParams(search_um=-1)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_dendrite_sessions(n_sessions=4, times_h=(0, 1, 24, 48), shape=(192, 192), seed=5)
+
+
+def test_evidence_is_high_at_spines_and_undefined_off_the_dendrites(sim):
+    image = sim.images[0]
+    ratio, spacing = evidence_map(image, PIXEL_UM, None)
+    assert ratio.shape == image.shape and spacing == (PIXEL_UM, PIXEL_UM)
+    assert np.isnan(ratio).mean() > 0.3  # most of the field is not near a dendrite
+    truth = sim.truth[(sim.truth["session"] == 0) & sim.truth["present"] & sim.truth["in_fov"]]
+    bright = truth[(truth["intensity_ratio"] > 0.5) & (truth["head_radius_um"] > 0.25)]
+    at_spines = evidence_at(ratio, spacing, bright[["y", "x"]].to_numpy(), 0.4)
+    assert np.mean(at_spines >= 1.0) > 0.8  # the detector's threshold is reached at visible spines
+
+
+def test_missed_detections_are_recovered_on_the_images(sim):
+    """True positions with 15 % of them dropped (missed detections): the image check recovers most."""
+    from imagingkit.motion.sessions import register_sessions
+
+    rng = np.random.default_rng(0)
+    tables = [t[rng.random(len(t)) >= 0.15].reset_index(drop=True) for t in synth_truth_tables(sim)]
+    ids = [t["spine_id"].to_numpy() for t in tables]
+    truth = synth_truth_with_detection(sim, ids)
+    shapes = [im.shape for im in sim.images]
+    transforms = register_sessions(sim.images)
+    scores = {}
+    for check in (False, True):
+        params = TrackingParams(
+            pixel_size_um=PIXEL_UM, bootstrap=BootstrapParams(n_boot=20), recheck=RecheckParams(enabled=check)
+        )
+        result = track_spines(tables, sim.times_h, params, transforms, shapes, images=sim.images)
+        det = result.detections
+        true_id = np.concatenate([ids[s][det.loc[det["session"] == s, "det_index"]] for s in range(len(ids))])
+        scores[check] = score_tracking(result, truth, true_id, shapes, 1.0 / PIXEL_UM)
+        if check:
+            refound = result.tracks[result.tracks["refound"]]
+            assert len(refound) > 5
+            # a re-found presence is a real spine: its track's spine is present there in the truth
+            present = truth.set_index(["spine_id", "session"])["present"]
+            identity = det.groupby("track_id")["spine_id"].agg(lambda v: v.mode().iloc[0])
+            keys = list(zip(identity.loc[refound["track_id"]], refound["session"], strict=True))
+            assert present.reindex(keys).fillna(False).mean() >= 0.9
+    assert scores[True]["event_f1"] >= 0.9 > scores[False]["event_f1"]
+    assert scores[True]["survival_baseline_max_err_pp"] < scores[False]["survival_baseline_max_err_pp"]
