@@ -175,3 +175,13 @@ def test_roi_mask_from_frame_mask_and_lines():
     assert np.isnan(out).sum() == 2 and np.isfinite(traces).all()  # input untouched
     with pytest.raises(Exception, match="does not match"):
         apply_mask(traces, m[:, :3])
+
+
+def test_the_simulators_events_table_has_the_stim_contract_columns():
+    # synth may import nothing but io (its own copy of the list); the two must not drift apart:
+    # the contract columns first, in order, then synth's extras (kept by events tables)
+    from imagingkit.stim.events import EVENT_COLUMNS
+    from imagingkit.synth import stimulation
+
+    assert list(stimulation.EVENT_COLUMNS[: len(EVENT_COLUMNS)]) == list(EVENT_COLUMNS)
+    assert stimulation.EVENT_COLUMNS[len(EVENT_COLUMNS) :] == ["pulse_duration_s"]
