@@ -14,8 +14,8 @@ Three parts, each compared side by side with baselines in the same run:
    48 h; evaluation seeds 0-4 — the image check was tuned on seeds 10-13), registered with
    :func:`imagingkit.motion.sessions.register_sessions` and tracked from (a) the true spine
    positions, (b) the true positions with 10 % dropped at random (missed detections) and
-   (c) the spines :func:`imagingkit.spines.detect_spines` finds; swept over tissue warp and
-   noise. Configurations: ``default`` (absences checked on the images,
+   (c) the spines :func:`imagingkit.spines.detect_spines` finds; 2-D images swept over tissue
+   warp and noise, plus z-stacks (21 planes, 1 µm) at warp 1 px and noise 1. Configurations: ``default`` (absences checked on the images,
    :mod:`imagingkit.tracking.recheck`), ``no image check`` (the same tracker, K = 2 decides),
    ``plain``. Scores pool the five seeds (events counted over all of them; turnover and
    survival of the pooled dendrites).
@@ -65,6 +65,7 @@ PIXEL_UM = 0.2
 IMAGE_P_MISS = 0.1  # missed detections dropped at random from the true positions (images part)
 COLUMNS = [
     "part",
+    "ndim",
     "input",
     "config",
     "warp_px",
@@ -175,7 +176,8 @@ def _detect(images) -> tuple[list[pd.DataFrame], list, dict]:
     for i, image in enumerate(images):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = detect_spines(image, pixel_size_um=PIXEL_UM)
+            z_step = 1.0 if image.ndim == 3 else None
+            result = detect_spines(image, pixel_size_um=PIXEL_UM, z_step_um=z_step)
         tables.append(result.spines)
         traces.append(result.trace)
         if i == 0:
@@ -243,16 +245,18 @@ def images_part(quick: bool) -> list[dict]:
     from imagingkit.synth import simulate_dendrite_sessions
 
     n_sessions, times = (3, (0, 1, 24)) if quick else (5, (0, 1, 6, 24, 48))
-    grid = [(1.0, 1.0)] if quick else [(w, n) for w in (0.5, 1.0, 2.0, 4.0) for n in (1.0, 2.0)]
+    grid = [(2, 1.0, 1.0)] if quick else [(2, w, n) for w in (0.5, 1.0, 2.0, 4.0) for n in (1.0, 2.0)]
+    grid += [] if quick else [(3, 1.0, 1.0)]
     seeds = range(1) if quick else range(5)
     rows = []
-    for warp_px, noise in grid:
+    for ndim, warp_px, noise in grid:
         runs: dict[tuple[str, str], list[dict]] = {}
         for seed in seeds:
             sim = simulate_dendrite_sessions(
                 n_sessions=n_sessions,
                 times_h=times,
-                shape=(256, 256),
+                shape=(256, 256) if ndim == 2 else (21, 256, 256),
+                ndim=ndim,
                 seed=seed,
                 warp_px=warp_px,
                 noise=noise,
@@ -302,6 +306,7 @@ def images_part(quick: bool) -> list[dict]:
             rows.append(
                 {
                     "part": "images",
+                    "ndim": ndim,
                     "input": kind,
                     "config": name,
                     "warp_px": warp_px,

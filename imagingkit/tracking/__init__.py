@@ -4,7 +4,8 @@ Main entry points: :func:`track_spines` (spine tables + registration mappings ->
 statistics), :func:`track_sessions` (images: registers, detects, tracks),
 :func:`compute_turnover` / :func:`summarize` (statistics of a, possibly reviewed, track table),
 and the review edits :func:`relink`, :func:`split_track`, :func:`mark_presence`,
-:func:`mark_event`, :func:`reject_track`.
+:func:`mark_event`, :func:`reject_track`. With the session images at hand every absence of a
+track is checked on the image (:mod:`imagingkit.tracking.recheck`, :class:`RecheckParams`).
 """
 
 from imagingkit.tracking.bootstrap import BootstrapParams, bootstrap_turnover

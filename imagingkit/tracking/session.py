@@ -85,7 +85,8 @@ class TrackingResult:
     ----------
     tracks : DataFrame
         One row per track per session (``track_id, session, spine_id, y, x, z, present, fate``
-        first; coordinates in the reference session's pixels), see :mod:`.fates`.
+        first; coordinates in the reference session's pixels), see :mod:`.fates`; with the
+        image check also ``evidence``, ``refound`` and ``absence_confirmed`` (:mod:`.recheck`).
     turnover : DataFrame
         Pooled statistics per session, see :mod:`.turnover`.
     turnover_by_dendrite : DataFrame
@@ -313,15 +314,21 @@ def _relabel_detections(linked: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFr
 def _evidence_on_images(
     images: Sequence[np.ndarray], traces: Sequence[Any] | None, to_session, params, spine_params=None
 ):
-    """``evidence(session, points_ref)`` measuring reference points on each session's image."""
+    """``evidence(session, points_ref)`` measuring reference points on each session's image.
+
+    Each session's evidence map is computed once and kept (one float32 image per session).
+    """
     mappers = [as_point_mapper(t, to="session") for t in to_session]
     traces = list(traces) if traces is not None else [None] * len(images)
+    maps: dict[int, tuple[np.ndarray, tuple]] = {}
 
     def evidence(session: int, points: np.ndarray) -> np.ndarray:
         image = np.asarray(images[session])
         stack = image.ndim == 3
-        z_step = params.z_step_um if stack else None
-        ratio, spacing = evidence_map(image, params.pixel_size_um, z_step, traces[session], spine_params)
+        if session not in maps:
+            z_step = params.z_step_um if stack else None
+            maps[session] = evidence_map(image, params.pixel_size_um, z_step, traces[session], spine_params)
+        ratio, spacing = maps[session]
         mapped = mappers[session](points[:, :3] if stack else points[:, :2])
         return evidence_at(ratio, spacing, mapped, params.recheck.search_um)
 
