@@ -1,20 +1,23 @@
 """Dendrite tracing: shaft segmentation, skeleton graph (skan) and arc-length centrelines.
 
 Tracing runs on the 2D image (for a z-stack: its maximum projection, so dendrites are
-assumed to run mostly laterally); the centreline of a stack is then lifted to 3D by
-finding the brightest plane along it. Steps: denoise (Gaussian or non-local means),
-ridge enhancement (Sato, Meijering or Frangi at the expected shaft radius), hysteresis
-threshold on a combined ridge + intensity score in units of robust noise sigma, removal
-of small objects, skeletonisation, pruning of short terminal branches (spines and
-spine-like spurs) with :class:`skan.Skeleton`, removal of dim loop branches (skeleton
-loops closed by spine heads run through thin necks), joining of branches through
-junctions by direction (measured 1-4 um away from the junction, where the skeleton no
-longer bends into it), so a dendrite that crosses another stays one dendrite and a side
-branch becomes its own dendrite. Each chain is recentred on the shaft, its hooked ends
-are trimmed and then extended straight along the shaft while it stays bright (up to the
-image border), so spines near a dendrite's end keep a centreline beside them. Dim
-chains hugging a longer one are loops through spines; bright ones are a second dendrite
-running alongside and are kept.
+assumed to run mostly laterally); the centreline of a stack is then lifted to 3D along a
+depth path that follows its own shaft (dynamic programming over the axial profiles with
+a cost per plane moved and a largest slope), so where another dendrite crosses above or
+below, overlapping it in the projection, the centreline does not jump to the brighter
+one. Steps: denoise (Gaussian or non-local means), ridge enhancement (Sato, Meijering or
+Frangi at the expected shaft radius), hysteresis threshold on a combined ridge +
+intensity score in units of robust noise sigma, removal of small objects,
+skeletonisation, pruning of short terminal branches (spines and spine-like spurs) with
+:class:`skan.Skeleton`, removal of dim loop branches (skeleton loops closed by spine
+heads run through thin necks), joining of branches through junctions by direction
+(measured 1-4 um away from the junction, where the skeleton no longer bends into it), so
+a dendrite that crosses another stays one dendrite and a side branch becomes its own
+dendrite. Each chain is recentred on the shaft, its hooked ends are trimmed and then
+extended straight along the shaft while it stays bright (up to the image border), so
+spines near a dendrite's end keep a centreline beside them. Dim chains hugging a longer
+one are loops through spines; bright ones are a second dendrite running alongside and
+are kept.
 
 Arc-length convention: along each dendrite, arc 0 is at the end from which the dendrite
 runs towards +x (or towards +y when it runs more vertically than horizontally).
@@ -80,6 +83,13 @@ class TraceParams:
         of the branches they meet are dropped (loops through spine necks).
     dim_path_max_um : float
         Only branches shorter than this can be dropped as dim.
+    lift_max_slope : float
+        Stacks: steepest depth change of a dendrite followed when lifting its centreline
+        to 3D, in micrometres of z per micrometre along it.
+    lift_jump_cost : float
+        Stacks: cost of moving the lifted centreline by a quarter plane, in units of the
+        shaft's peak intensity at one centreline point; it keeps the centreline on its own
+        shaft where another dendrite crosses above or below it.
     """
 
     shaft_radius_um: float = 0.5
@@ -96,6 +106,8 @@ class TraceParams:
     end_extend_um: float = 8.0
     dim_path_fraction: float = 0.45
     dim_path_max_um: float = 15.0
+    lift_max_slope: float = 0.6
+    lift_jump_cost: float = 1.0
 
     def __post_init__(self):
         if self.denoise not in ("gaussian", "nl_means"):
@@ -108,6 +120,11 @@ class TraceParams:
             )
         if self.shaft_radius_um <= 0:
             raise ParameterError(f"TraceParams.shaft_radius_um must be positive, got {self.shaft_radius_um}")
+        if not self.lift_max_slope > 0 or not self.lift_jump_cost >= 0:
+            raise ParameterError(
+                "TraceParams.lift_max_slope must be positive and lift_jump_cost >= 0, got "
+                f"{self.lift_max_slope} and {self.lift_jump_cost}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,17 +442,80 @@ def _drop_hugging_chains(rows: list, smooth2d: np.ndarray, spacing: np.ndarray, 
     return kept
 
 
+def _follow_depth(profiles: np.ndarray, step_um: np.ndarray, z_step_um: float, params: TraceParams):
+    """Plane index per point of the depth path that keeps to one shaft (dynamic programming).
+
+    ``profiles`` (Z, n) are the smoothed intensities along z at the centreline points.
+    The path maximises the summed normalised intensity minus ``lift_jump_cost`` per
+    quarter plane it moves, moving at most ``lift_max_slope`` micrometres in z per
+    micrometre of dendrite (but at least a quarter plane per centreline step); so where
+    another dendrite crosses above or below (both overlap in the projection) the path
+    stays on its own shaft instead of jumping to the brighter one.
+    """
+    fine = 4  # states on quarter planes
+    zq = np.arange((profiles.shape[0] - 1) * fine + 1) / fine
+    k0 = np.floor(zq).astype(int)
+    k1 = np.minimum(k0 + 1, profiles.shape[0] - 1)
+    w = (zq - k0)[:, None]
+    values = (1 - w) * profiles[k0] + w * profiles[k1]  # (S, n)
+    values = values - np.median(profiles)
+    values = values / max(float(np.median(values.max(axis=0))), 1e-12)
+    n_states, n = values.shape
+    reach = np.maximum(1, np.round(params.lift_max_slope * step_um / z_step_um * fine)).astype(int)
+    total = values[:, 0].copy()
+    back = np.zeros((n_states, n), np.int32)
+    states = np.arange(n_states)
+    for i in range(1, n):
+        r = int(reach[i - 1])
+        best = np.full(n_states, -np.inf)
+        arg = states.copy()
+        for move in range(-r, r + 1):
+            src = states - move
+            ok = (src >= 0) & (src < n_states)
+            cand = np.full(n_states, -np.inf)
+            cand[ok] = total[src[ok]] - params.lift_jump_cost * abs(move)
+            better = cand > best
+            best[better] = cand[better]
+            arg[better] = src[better]
+        total = best + values[:, i]
+        back[:, i] = arg
+    path = np.zeros(n, int)
+    path[-1] = int(np.argmax(total))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[path[i], i]
+    return zq[path]
+
+
 def _lift_to_3d(
-    stack: np.ndarray, yx: np.ndarray, spacing_um: tuple[float, ...], radius_um: float
+    stack: np.ndarray, yx: np.ndarray, spacing_um: tuple[float, ...], radius_um: float, params: TraceParams
 ) -> np.ndarray:
-    """z (planes, sub-plane) of the shaft centre at each centreline point of a stack."""
+    """z (planes, sub-plane) of the shaft centre at each centreline point of a stack.
+
+    The shaft is followed in depth by :func:`_follow_depth`; each point then takes the
+    local maximum of its axial profile nearest that path (parabolic sub-plane refinement).
+    """
     z_step, py, px = spacing_um
     sigma = (max(0.5, 0.5 / z_step), radius_um / py, radius_um / px)
     smooth = ndi.gaussian_filter(stack, sigma)
     iy = np.clip(np.round(yx[:, 0]).astype(int), 0, stack.shape[1] - 1)
     ix = np.clip(np.round(yx[:, 1]).astype(int), 0, stack.shape[2] - 1)
     profiles = smooth[:, iy, ix]  # (Z, n)
-    k = np.argmax(profiles, axis=0)
+    step_um = np.linalg.norm(np.diff(yx, axis=0) * np.array([py, px]), axis=1)
+    guide = _follow_depth(profiles, step_um, z_step, params) if len(yx) > 1 else None
+    if guide is None:
+        k = np.argmax(profiles, axis=0)
+    else:
+        # climb from the guide to the nearest local maximum of each profile
+        k = np.clip(np.round(guide).astype(int), 0, stack.shape[0] - 1)
+        cols = np.arange(len(k))
+        for _ in range(stack.shape[0]):
+            up = np.minimum(k + 1, stack.shape[0] - 1)
+            down = np.maximum(k - 1, 0)
+            pu, pd, pk = profiles[up, cols], profiles[down, cols], profiles[k, cols]
+            moved = np.where((pu > pk) & (pu >= pd), up, np.where(pd > pk, down, k))
+            if np.array_equal(moved, k):
+                break
+            k = moved
     z = k.astype(float)
     inner = (k > 0) & (k < stack.shape[0] - 1)
     cols = np.flatnonzero(inner)
@@ -502,7 +582,7 @@ def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -
         for dendrite_id, (chain, arc) in enumerate(rows):
             z = np.full(len(chain), np.nan)
             if image.is_3d:
-                z = _lift_to_3d(data, chain, image.spacing_um, params.shaft_radius_um)
+                z = _lift_to_3d(data, chain, image.spacing_um, params.shaft_radius_um, params)
                 z = ndi.gaussian_filter1d(z, 4 * params.smooth_px, mode="nearest")
                 arc = _arc_um(np.column_stack([z, chain]), np.asarray(image.spacing_um))
             frames.append(

@@ -10,6 +10,11 @@ The ``sensitivity`` parameter scales the thresholds (``threshold_sigma / sensiti
 the higher ``edge_threshold_sigma / sensitivity`` on the shaft's flank):
 raise it to find dim, sub-resolution spines (recall) at the price of more noise peaks
 (precision); lower it for the opposite.
+
+A spine head is a compact blob: peaks whose residual is elongated in the lateral plane
+(curvature ratio below ``min_isotropy``, see :func:`lateral_isotropy`) are ridges along a
+shaft — its flank where the centreline is a little off, or a second dendrite crossing
+above or below in a stack — and are dropped.
 """
 
 from __future__ import annotations
@@ -105,6 +110,41 @@ def _clear_of_other_dendrites(
     return keep
 
 
+def lateral_isotropy(
+    residual: np.ndarray, peaks: np.ndarray, image: PreparedImage, sigma_um: float, sigma_z_um: float
+) -> np.ndarray:
+    """Ratio of the weaker to the stronger lateral curvature of the residual at each peak (0..1).
+
+    The residual is Gaussian-smoothed (``sigma_um`` laterally, ``sigma_z_um`` but at
+    least half a plane axially) in a small box around each peak, and the eigenvalues of
+    its lateral (y, x) Hessian are taken at the peak: a spine head is a compact blob
+    (ratio near 1), a ridge along a shaft's flank or a second shaft is elongated (ratio
+    near 0). A peak that is not a maximum along both axes gets ratio 0.
+    """
+    if len(peaks) == 0:
+        return np.zeros(0)
+    sigma = [sigma_um / s for s in image.pixel_size_um]
+    if image.is_3d:
+        sigma = [max(0.5, sigma_z_um / image.spacing_um[0])] + sigma
+    half = [int(np.ceil(4 * s)) + 2 for s in sigma]
+    shape = np.asarray(residual.shape)
+    ratio = np.zeros(len(peaks))
+    for i, peak in enumerate(peaks):
+        lo = np.maximum(peak - half, 0)
+        hi = np.minimum(peak + np.asarray(half) + 1, shape)
+        crop = ndi.gaussian_filter(residual[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], sigma)
+        centre = tuple(peak - lo)
+        gy = np.gradient(crop, axis=-2)
+        gx = np.gradient(crop, axis=-1)
+        hyy = np.gradient(gy, axis=-2)[centre]
+        hxx = np.gradient(gx, axis=-1)[centre]
+        hxy = np.gradient(gy, axis=-1)[centre]
+        spread = np.sqrt(0.25 * (hyy - hxx) ** 2 + hxy**2)
+        strong, weak = 0.5 * (hyy + hxx) - spread, 0.5 * (hyy + hxx) + spread
+        ratio[i] = weak / strong if strong < 0 and weak < 0 else 0.0
+    return ratio
+
+
 def find_candidates(
     image: PreparedImage, trace: DendriteTrace, model: ShaftModel, params: SpineParams
 ) -> pd.DataFrame:
@@ -146,11 +186,17 @@ def find_candidates(
         peaks = peaks[
             _clear_of_other_dendrites(peaks, image, trace, model, params.detect.crossing_clearance_um)
         ]
+    residual = np.nan_to_num(model.smooth - model.model_smooth, nan=0.0)
+    if len(peaks):
+        # elongated residual peaks are ridges along a shaft (its flank, a second shaft), not heads
+        isotropy = lateral_isotropy(
+            residual, peaks, image, params.model.smooth_sigma_um, params.model.smooth_sigma_z_um
+        )
+        peaks = peaks[isotropy >= params.detect.min_isotropy]
     snr = masked[tuple(peaks.T)] if len(peaks) else np.zeros(0)
     order = np.argsort(-snr)
     # sub-voxel position on the unmasked residual (the mask's cliff at the core, and the noise
     # model's rise towards the bright shaft, would push a score-based one outward)
-    residual = np.nan_to_num(model.smooth - model.model_smooth, nan=0.0)
     peaks, snr = _refine(peaks[order], residual), snr[order]
     if image.is_3d:
         return pd.DataFrame({"y": peaks[:, 1], "x": peaks[:, 2], "z": peaks[:, 0], "snr": snr}, dtype=float)

@@ -75,3 +75,11 @@ def test_bad_parameters():
         prepare_image(np.zeros((3, 64, 64)), pixel_size_um=0.2, z_step_um=-1)
     with pytest.raises(ParameterError, match="pixel_size_um"):
         prepare_image(np.zeros((64, 64)), pixel_size_um=(0.2, 0.2, 0.2))
+    from imagingkit.spines.params import DetectParams
+
+    with pytest.raises(ParameterError, match="min_isotropy"):
+        DetectParams(min_isotropy=1.5)
+    from imagingkit.spines.dendrite import TraceParams
+
+    with pytest.raises(ParameterError, match="lift_max_slope"):
+        TraceParams(lift_max_slope=0.0)

@@ -71,3 +71,24 @@ def test_stack_centreline_follows_the_shaft_in_z(fake3d):
     tree = cKDTree(trace.centreline[["y", "x"]].to_numpy())
     _, idx = tree.query(bases[["base_y", "base_x"]].to_numpy())
     assert np.median(np.abs(z[idx] - bases["base_z"].to_numpy())) < 0.4
+
+
+def test_stack_centreline_keeps_to_its_shaft_under_a_brighter_crossing_one():
+    # a shaft at z = 4 along x; over x = 40..60 a brighter shaft runs exactly above it (z = 10),
+    # so both overlap in the projection: the lifted centreline must stay on its own shaft
+    from scipy import ndimage as ndi
+
+    from imagingkit.spines.dendrite import _lift_to_3d
+
+    stack = np.zeros((15, 40, 100), np.float32)
+    stack[4, 20, :] = 1.0
+    stack[10, 20, 40:61] = 1.6
+    stack = ndi.gaussian_filter(stack, (1.0, 1.5, 1.5))
+    chain = np.column_stack([np.full(100, 20.0), np.arange(100.0)])
+    z = _lift_to_3d(stack, chain, (1.0, 0.2, 0.2), 0.5, TraceParams())
+    np.testing.assert_allclose(z, 4.0, atol=0.3)
+    # without the continuity constraints it would jump to the brighter shaft there
+    free = _lift_to_3d(
+        stack, chain, (1.0, 0.2, 0.2), 0.5, TraceParams(lift_jump_cost=0.0, lift_max_slope=100.0)
+    )
+    assert np.abs(free[45:56] - 10.0).max() < 0.5
