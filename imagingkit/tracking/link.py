@@ -238,15 +238,21 @@ def check_overlap(detections: pd.DataFrame, reference_session: int, params: Link
     return fractions
 
 
-def align_dendrites(detections: pd.DataFrame, reference_session: int, max_dist_um: float) -> pd.DataFrame:
+def align_dendrites(
+    detections: pd.DataFrame, reference_session: int, max_dist_um: float, n_local: int = 5
+) -> pd.DataFrame:
     """Map each session's dendrites to the reference session's and re-express arc lengths.
 
-    A dendrite of session s is assigned the reference dendrite that most of its spines'
-    nearest reference-session spines (registered, within ``max_dist_um``) belong to; a
-    dendrite with no such neighbour gets a new id above :data:`UNMATCHED_DENDRITE_BASE`.
-    Its arc lengths are mapped as ``arc_ref = sign * arc + offset`` (sign from the correlation
-    of matched pairs, offset their median difference), so tracings that start at a
-    different end or point still compare.
+    Tracings differ between sessions: a dendrite traced in one piece in one session can be two
+    pieces in another, or joined to a crossing dendrite. The mapping is therefore local. Every
+    spine of session s with a reference-session spine within ``max_dist_um`` (registered) forms
+    a pair. For each spine, its ``n_local`` nearest pairs on the same session dendrite vote for
+    its reference dendrite (the majority); this cuts a session dendrite into pieces, one per
+    reference dendrite it follows. On each piece arc lengths are mapped as
+    ``arc_ref = sign * arc + offset`` (``sign`` from the correlation of the piece's pairs,
+    ``offset`` the median of their differences), so tracings that start at a different end or
+    point, split or merge still compare. A session dendrite with no pair gets a new id above
+    :data:`UNMATCHED_DENDRITE_BASE` and keeps its arc lengths.
 
     Returns
     -------
@@ -260,35 +266,38 @@ def align_dendrites(detections: pd.DataFrame, reference_session: int, max_dist_u
     if len(ref) == 0:
         out["ref_dendrite_id"], out["arc_ref_um"] = ref_dendrite_out, arc_out
         return out
-    tree = cKDTree(_positions_um(ref))
     ref_dend = ref["dendrite_id"].to_numpy(int)
     ref_arc = ref["arc_um"].to_numpy(float)
     positions = _positions_um(detections)
+    dist_all, idx_all = cKDTree(_positions_um(ref)).query(positions, k=1)
     arcs = detections["arc_um"].to_numpy(float)
-    dist_all, idx_all = tree.query(positions, k=1)
-    groups = detections.groupby(["session", "dendrite_id"]).indices
-    for (session, dendrite), rows in groups.items():
+    for (session, dendrite), rows in detections.groupby(["session", "dendrite_id"]).indices.items():
         if session == reference_session:
             continue
-        dist, idx = dist_all[rows], idx_all[rows]
-        near = dist <= max_dist_um
+        near = (dist_all[rows] <= max_dist_um) & np.isfinite(arcs[rows]) & np.isfinite(ref_arc[idx_all[rows]])
         if not near.any():
             ref_dendrite_out[rows] = UNMATCHED_DENDRITE_BASE + 1000 * int(session) + int(dendrite)
             continue
-        values, counts = np.unique(ref_dend[idx[near]], return_counts=True)
-        target = int(values[np.argmax(counts)])
-        ref_dendrite_out[rows] = target
-        pair = near & (ref_dend[idx] == target)
-        a, b = arcs[rows][pair], ref_arc[idx[pair]]
-        finite = np.isfinite(a) & np.isfinite(b)
-        a, b = a[finite], b[finite]
-        sign = 1.0
-        if len(a) >= 3 and np.std(a) > 0 and np.std(b) > 0:
-            sign = 1.0 if np.corrcoef(a, b)[0, 1] >= 0 else -1.0
-        offset = float(np.median(b - sign * a)) if len(a) else 0.0
-        arc_out[rows] = sign * arcs[rows] + offset
+        pairs = rows[near]
+        target, a, b = ref_dend[idx_all[pairs]], arcs[pairs], ref_arc[idx_all[pairs]]
+        sign = {t: _arc_sign(a[target == t], b[target == t]) for t in np.unique(target)}
+        _, local = cKDTree(positions[pairs]).query(positions[rows], k=min(n_local, len(pairs)))
+        local = np.asarray(local).reshape(len(rows), -1)
+        offset = {t: float(np.median(b[target == t] - sign[t] * a[target == t])) for t in sign}
+        for i, row in enumerate(rows):
+            values, counts = np.unique(target[local[i]], return_counts=True)
+            t = int(values[np.argmax(counts)])
+            ref_dendrite_out[row] = t
+            arc_out[row] = sign[t] * arcs[row] + offset[t]
     out["ref_dendrite_id"], out["arc_ref_um"] = ref_dendrite_out, arc_out
     return out
+
+
+def _arc_sign(a: np.ndarray, b: np.ndarray) -> float:
+    """+1 if two arc-length scales of matched spines increase together, -1 if opposite."""
+    if len(a) >= 3 and np.std(a) > 0 and np.std(b) > 0:
+        return 1.0 if np.corrcoef(a, b)[0, 1] >= 0 else -1.0
+    return 1.0
 
 
 def _features(det: pd.DataFrame, params: LinkParams, use_arc: bool) -> np.ndarray:

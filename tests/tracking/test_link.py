@@ -79,6 +79,22 @@ def test_dendrite_gating_and_flipped_arc_length():
     assert link_detections(det, 2, LinkParams(refine_passes=0))["track_id"].nunique() == 2
 
 
+def test_a_tracing_that_joins_two_reference_dendrites_is_mapped_piece_by_piece():
+    # reference: two dendrites (a vertical and a horizontal one); the other session's tracing
+    # runs through both as one dendrite 5, arc continuing from the first into the second
+    rng = np.random.default_rng(1)
+    arcs = np.sort(rng.uniform(0, 40, 20))
+    vertical = pd.DataFrame({"y": 50 + arcs * 5, "x": 50.0, "dendrite_id": 0, "arc_um": arcs})
+    horizontal = pd.DataFrame({"y": 300.0, "x": 100 + arcs * 5, "dendrite_id": 1, "arc_um": arcs})
+    ref = pd.concat([vertical, horizontal], ignore_index=True).assign(spine_id=range(40))
+    other = ref.assign(dendrite_id=5, arc_um=np.concatenate([arcs, 45.0 + arcs]))
+    det = align_dendrites(collect_detections([ref, other], None, pixel_size_um=0.2), 0, 1.5)
+    mapped = det[det["session"] == 1]
+    assert mapped["ref_dendrite_id"].tolist() == [0] * 20 + [1] * 20
+    assert np.allclose(mapped["arc_ref_um"].to_numpy(), np.concatenate([arcs, arcs]))
+    assert link_detections(det, 2)["track_id"].nunique() == 40
+
+
 def test_other_field_of_view_is_a_registration_error():
     ps = simulate_point_series(seed=5)
     other = simulate_point_series(seed=99, shape=(700, 700))  # another field: other dendrites
