@@ -87,6 +87,26 @@ def test_cli_writes_tables_and_figure(sessions, tmp_path):
     present = tracks[tracks["present"]]
     assert present.groupby("track_id")["spine_id"].nunique().eq(1).all()
     assert present.groupby("spine_id")["track_id"].nunique().eq(1).mean() >= 0.95
+    # absences were checked on the images: the columns say what the image showed
+    assert {"evidence", "refound", "absence_confirmed"} <= set(tracks.columns)
+    assert tracks.loc[tracks["present"] & tracks["spine_id"].notna(), "evidence"].median() > 1.0
+
+
+def test_cli_without_the_image_check(sessions, tmp_path):
+    out = tmp_path / "plain"
+    argv = [
+        "track",
+        *sessions,
+        "--pixel-size-um",
+        "0.2",
+        "--n-boot",
+        "20",
+        "--no-image-check",
+        "-o",
+        str(out),
+    ]
+    assert run(argv) == 0
+    assert "refound" not in pd.read_csv(out / "tracks.csv").columns
 
 
 def test_cli_through_the_spines_command(sessions, tmp_path, capsys):
