@@ -239,16 +239,21 @@ def check_overlap(detections: pd.DataFrame, reference_session: int, params: Link
 
 
 def align_dendrites(
-    detections: pd.DataFrame, reference_session: int, max_dist_um: float, n_local: int = 5
+    detections: pd.DataFrame,
+    reference_session: int,
+    max_dist_um: float,
+    n_local: int = 5,
+    min_share: float = 0.2,
 ) -> pd.DataFrame:
     """Map each session's dendrites to the reference session's and re-express arc lengths.
 
     Tracings differ between sessions: a dendrite traced in one piece in one session can be two
     pieces in another, or joined to a crossing dendrite. The mapping is therefore local. Every
     spine of session s with a reference-session spine within ``max_dist_um`` (registered) forms
-    a pair. For each spine, its ``n_local`` nearest pairs on the same session dendrite vote for
-    its reference dendrite (the majority); this cuts a session dendrite into pieces, one per
-    reference dendrite it follows. On each piece arc lengths are mapped as
+    a pair. The reference dendrites a session dendrite follows are those of at least
+    ``min_share`` of its pairs (and 3): a tracing joined to a crossing dendrite follows two.
+    Each spine takes the reference dendrite of most of its ``n_local`` nearest pairs along the
+    tracing (arc length); this cuts a session dendrite into pieces, one per reference dendrite. On each piece arc lengths are mapped as
     ``arc_ref = sign * arc + offset`` (``sign`` from the correlation of the piece's pairs,
     ``offset`` the median of their differences), so tracings that start at a different end or
     point, split or merge still compare. A session dendrite with no pair gets a new id above
@@ -280,13 +285,21 @@ def align_dendrites(
             continue
         pairs = rows[near]
         target, a, b = ref_dend[idx_all[pairs]], arcs[pairs], ref_arc[idx_all[pairs]]
-        sign = {t: _arc_sign(a[target == t], b[target == t]) for t in np.unique(target)}
-        _, local = cKDTree(positions[pairs]).query(positions[rows], k=min(n_local, len(pairs)))
+        values, counts = np.unique(target, return_counts=True)
+        # a reference dendrite this tracing follows: enough pairs, not a few next to a crossing
+        kept = values[counts >= max(3, min_share * len(pairs))]
+        kept = kept if len(kept) else values[[np.argmax(counts)]]
+        use = np.isin(target, kept)
+        target, a, b = target[use], a[use], b[use]
+        sign = {t: _arc_sign(a[target == t], b[target == t]) for t in kept}
+        offset = {t: float(np.median(b[target == t] - sign[t] * a[target == t])) for t in kept}
+        # each spine takes the reference dendrite of most of its nearest pairs along the tracing
+        k = min(n_local, len(a))
+        _, local = cKDTree(a[:, None]).query(arcs[rows][:, None], k=k)
         local = np.asarray(local).reshape(len(rows), -1)
-        offset = {t: float(np.median(b[target == t] - sign[t] * a[target == t])) for t in sign}
         for i, row in enumerate(rows):
-            values, counts = np.unique(target[local[i]], return_counts=True)
-            t = int(values[np.argmax(counts)])
+            votes, n = np.unique(target[local[i]], return_counts=True)
+            t = int(votes[np.argmax(n)])
             ref_dendrite_out[row] = t
             arc_out[row] = sign[t] * arcs[row] + offset[t]
     out["ref_dendrite_id"], out["arc_ref_um"] = ref_dendrite_out, arc_out
