@@ -4,7 +4,10 @@ A spine candidate is a local maximum of the matched-filtered image minus the sha
 model (see :mod:`imagingkit.spines.model`), in units of robust noise sigma, that lies
 outside the shaft core and within ``max_distance_um`` of a centreline, on either side;
 in a z-stack the search is 3D, so spines pointing up or down in z — which overlap the
-shaft in a projection — are found above or below the shaft's centre plane.
+shaft in a projection — are found above or below the shaft's centre plane. On a
+stack's flank the threshold depends on the peak's axial asymmetry (see
+:func:`axial_asymmetry`): low for light on one side of the shaft's centre plane (a spine
+pointing up or down), high for light symmetric in depth (the shaft's own bulges).
 
 The ``sensitivity`` parameter scales the thresholds (``threshold_sigma / sensitivity``, and
 the higher ``edge_threshold_sigma / sensitivity`` on the shaft's flank):
@@ -81,6 +84,39 @@ def _local_threshold(peaks: np.ndarray, trace: DendriteTrace, model: ShaftModel,
     radius = np.array([model.shaft_radius_um.get(int(d), 0.0) for d in dendrite])
     # on the flank: within edge_um of the core, scaled like the core (ellipsoidal in 3D)
     return params.detect.local_threshold(model.rho[at] * radius, radius)
+
+
+def axial_asymmetry(
+    peaks: np.ndarray, image: PreparedImage, trace: DendriteTrace, model: ShaftModel
+) -> np.ndarray:
+    """Score at each stack peak minus the score at its mirror depth (noise sigmas; 0 in 2D).
+
+    The mirror voxel has the peak's y, x and its depth reflected about the depth of the
+    nearest centreline point. A spine pointing up or down adds light on one side of the
+    shaft's centre plane only (large asymmetry); a bulge of the shaft, or a model error
+    on its flank, is symmetric in depth (near 0), and so is any peak in the centre plane.
+    """
+    if not image.is_3d or len(peaks) == 0:
+        return np.zeros(len(peaks))
+    at = tuple(peaks.T)
+    score = np.nan_to_num(model.score, nan=0.0)
+    zc = trace.centreline["z"].to_numpy()[model.nearest[at]]
+    mirror_z = np.clip(np.round(2 * zc - peaks[:, 0]).astype(int), 0, score.shape[0] - 1)
+    return score[at] - score[mirror_z, peaks[:, 1], peaks[:, 2]]
+
+
+def _stack_flank_threshold(
+    peaks: np.ndarray, image: PreparedImage, trace: DendriteTrace, model: ShaftModel, params: SpineParams
+) -> np.ndarray:
+    """In stacks, the flank threshold by axial asymmetry (see :class:`DetectParams`); NaN off the flank."""
+    at = tuple(peaks.T)
+    dendrite = trace.centreline["dendrite_id"].to_numpy()[model.nearest[at]]
+    radius = np.array([model.shaft_radius_um.get(int(d), 0.0) for d in dendrite])
+    on_flank = params.detect.on_flank(model.rho[at] * radius, radius)
+    one_sided = axial_asymmetry(peaks, image, trace, model) >= params.detect.axial_asymmetry_sigma
+    detect = params.detect
+    sigma = np.where(one_sided, detect.one_sided_edge_threshold_sigma, detect.symmetric_edge_threshold_sigma)
+    return np.where(on_flank, sigma / detect.sensitivity, np.nan)
 
 
 def _clear_of_other_dendrites(
@@ -172,16 +208,25 @@ def find_candidates(
     if n:
         index = np.arange(1, n + 1)
         peaks = np.array(ndi.maximum_position(masked, labels, index), dtype=int).reshape(n, -1)
-        peaks = peaks[masked[tuple(peaks.T)] >= _local_threshold(peaks, trace, model, params)]
+        threshold = _local_threshold(peaks, trace, model, params)
+        if image.is_3d:
+            # on a stack's flank, the threshold depends on whether the light is one-sided in depth
+            flank = _stack_flank_threshold(peaks, image, trace, model, params)
+            threshold = np.where(np.isnan(flank), threshold, flank)
+        peaks = peaks[masked[tuple(peaks.T)] >= threshold]
         peaks = _enforce_separation(peaks, masked, image, params.detect.min_separation_um)
     else:
         peaks = np.zeros((0, image.data.ndim), int)
     if len(peaks):
-        # peaks whose nearest centreline point is a dendrite end have no reliable arc position
+        # peaks whose nearest centreline point is a dendrite end (a traced end, a shaft leaving
+        # the field, fading in depth) are least certain there: kept only when well above threshold
         nearest = model.nearest[tuple(peaks.T)]
         points = trace.centreline["point"].to_numpy()
         last = trace.centreline.groupby("dendrite_id")["point"].transform("max").to_numpy()
-        peaks = peaks[(points[nearest] > 0) & (points[nearest] < last[nearest])]
+        inner = (points[nearest] > 0) & (points[nearest] < last[nearest])
+        factor = params.detect.end_threshold_factor
+        strong = masked[tuple(peaks.T)] >= factor * _local_threshold(peaks, trace, model, params)
+        peaks = peaks[inner | strong]
     if len(peaks):
         peaks = peaks[
             _clear_of_other_dendrites(peaks, image, trace, model, params.detect.crossing_clearance_um)
