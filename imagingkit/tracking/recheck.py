@@ -100,8 +100,9 @@ def evidence_map(
     """Spine evidence per pixel of one image: detector score / the detector's local threshold.
 
     The score is the residual of the matched-filtered image over the shaft model in noise
-    sigmas (:mod:`imagingkit.spines.model`); the threshold is the one the detector applies
-    there (higher on the shaft's flank, :meth:`imagingkit.spines.DetectParams.local_threshold`).
+    sigmas (:mod:`imagingkit.spines.model`); the threshold is the detector's base threshold
+    there (higher on the shaft's flank, :meth:`imagingkit.spines.DetectParams.local_threshold`;
+    in stacks the detector further adapts the flank threshold to a peak's depth asymmetry).
     1.0 is a peak the detector would accept; negative residuals count as 0. NaN where the image
     cannot say: outside the traced dendrites' spine search band and inside the shaft core.
 
