@@ -27,7 +27,8 @@ Fates per track (column ``fate``), from the counted presence (present or gap):
 - ``uncertain``: any ``gap`` (missed in fewer than K sessions between two presences), any
   ``out_of_view`` session, or a spine that reappears after a counted loss (``fate_reason``
   says which);
-- ``rejected``: no presence left (a reviewer marked every session absent).
+- ``rejected``: no presence left (a reviewer marked every session absent); a spine seen only
+  out of view is ``uncertain``.
 """
 
 from __future__ import annotations
@@ -191,9 +192,10 @@ def _track_states(present: np.ndarray, in_view: np.ndarray, reviewed: np.ndarray
 
 def _track_fate(states: list[str]) -> tuple[str, str]:
     counted = np.array([s in ("present", "gap") for s in states])
+    if "out_of_view" in states:  # seen only where it cannot be judged (the image edge) is not rejected
+        return "uncertain", "out_of_view"
     if not counted.any():
         return "rejected", "no_presence"
-    if "out_of_view" in states:
         return "uncertain", "out_of_view"
     if "gap" in states:
         return "uncertain", "missed_in_session"

@@ -62,3 +62,13 @@ def test_reviewed_absence_is_never_a_gap():
     out = classify_fates(tracks, FateParams(loss_min_sessions=2))
     assert out.loc[1, "state"] == "absent"
     assert out["fate_reason"].iloc[0] == "reappeared"
+
+
+def test_a_spine_seen_only_at_the_image_edge_is_uncertain_not_rejected():
+    tracks = make_tracks(["0100"])
+    tracks.loc[tracks["session"] == 1, "in_view"] = False  # detected, but within the edge margin
+    out = classify_fates(tracks)
+    assert out["fate"].unique().tolist() == ["uncertain"]
+    assert out["fate_reason"].unique().tolist() == ["out_of_view"]
+    rejected = classify_fates(make_tracks(["0000"]))
+    assert rejected["fate"].unique().tolist() == ["rejected"]
