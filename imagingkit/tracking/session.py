@@ -243,7 +243,7 @@ def track_spines(
     tracks = classify_fates(build_tracks(linked, n_sessions, times, in_view), params.fates)
     if images is not None and params.recheck.enabled:
         evidence = _evidence_on_images(images, traces, to_session, params, spine_params)
-        linked, tracks = _check_on_images(det, tracks, evidence, n_sessions, times, in_view, params)
+        linked, tracks = _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, params)
     tracks = _ordered_tracks(tracks)
     stats = summarize(tracks, times, params.bootstrap, dendrite_length_um)
     return TrackingResult(
@@ -251,29 +251,31 @@ def track_spines(
     )
 
 
-def _check_on_images(det, tracks, evidence, n_sessions, times, in_view, params):
-    """Steps 1-4 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, relink, confirm."""
+def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, params):
+    """Steps 1-4 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, relink, confirm.
+
+    ``det`` are the detections before linking, ``linked`` and ``tracks`` the first linking.
+    Returns the final ``(linked, tracks)``.
+    """
     pixel = params.pixel_size_um
     first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), evidence)
     missed = missed_spines(judge_absences(first, pixel, params.recheck), pixel, params.recheck)
-    linked = det.assign(refound=False)
+    refound = np.zeros(len(tracks), bool)
     if len(missed):
         both = pd.concat(
-            [linked, _refound_detections(missed, det, pixel, params.z_step_um)], ignore_index=True
+            [det.assign(refound=False), _refound_detections(missed, det, pixel, params.z_step_um)],
+            ignore_index=True,
         )
         both = link_detections(both, n_sessions, params.link)
-        linked = both[~both["refound"]].reset_index(drop=True)
+        linked = both[~both["refound"]].drop(columns="refound").reset_index(drop=True)
         tracks = build_tracks(linked, n_sessions, times, in_view)
         hits = both[both["refound"]][["track_id", "session"]].assign(hit=True)
-        hit = tracks.merge(hits, on=["track_id", "session"], how="left")["hit"].fillna(False).to_numpy(bool)
-        tracks["present"] = tracks["present"].to_numpy(bool) | hit
-        tracks["refound"] = hit
-    else:
-        linked = link_detections(linked, n_sessions, params.link)
-        tracks = build_tracks(linked, n_sessions, times, in_view)
-        tracks["refound"] = False
+        refound = (
+            tracks.merge(hits, on=["track_id", "session"], how="left")["hit"].fillna(False).to_numpy(bool)
+        )
+    tracks = tracks.assign(present=tracks["present"].to_numpy(bool) | refound, refound=refound)
     tracks = confirm_absences(measure_evidence(tracks, evidence), pixel, params.recheck, params.fates)
-    return _relabel_detections(linked.drop(columns="refound"), tracks), tracks
+    return _relabel_detections(linked, tracks), tracks
 
 
 def _refound_detections(missed: pd.DataFrame, det: pd.DataFrame, pixel_size_um: float, z_step_um: float):
