@@ -42,6 +42,7 @@ from scipy.spatial import cKDTree
 
 from imagingkit.errors import ParameterError
 from imagingkit.tracking.fates import FateParams, classify_fates
+from imagingkit.tracking.review import clear_presence, fill_absent_positions, split_track
 
 #: ``evidence(session, points_yxz_ref) -> ratio``: evidence per reference-frame point in a session.
 Evidence = Callable[[int, np.ndarray], np.ndarray]
@@ -172,8 +173,6 @@ def detach_outliers(tracks: pd.DataFrame, pixel_size_um: float, max_um: float) -
     position of at least two other detections of its track becomes a track of its own; the
     image check then decides both. Rows keep their session; the new tracks get fresh ids.
     """
-    from imagingkit.tracking.review import _fill_absent_positions
-
     detected = tracks["present"].to_numpy(bool) & tracks["spine_id"].notna().to_numpy()
     outliers = []  # (track_id, session)
     for track_id, rows in tracks[detected].groupby("track_id"):
@@ -192,17 +191,12 @@ def detach_outliers(tracks: pd.DataFrame, pixel_size_um: float, max_um: float) -
         here = rows & (out["session"] == session)
         piece = out[rows].copy()
         piece["track_id"] = new_id
-        others = piece["session"] != session
-        piece.loc[others, "present"] = False
-        piece.loc[others, "spine_id"] = pd.NA
-        piece.loc[others, "intensity_ratio"] = np.nan
+        clear_presence(piece, piece["session"] != session)
         pieces.append(piece)
-        out.loc[here, "present"] = False
-        out.loc[here, "spine_id"] = pd.NA
-        out.loc[here, "intensity_ratio"] = np.nan
+        clear_presence(out, here)
     out = pd.concat([out, *pieces], ignore_index=True).sort_values(["track_id", "session"])
     changed = sorted({t for t, _ in outliers}) + list(range(next_id, next_id + len(outliers)))
-    return _fill_absent_positions(out.reset_index(drop=True), changed)
+    return fill_absent_positions(out.reset_index(drop=True), changed)
 
 
 def _near_detection(tracks: pd.DataFrame, rows: np.ndarray, session: int, radius_px: float) -> np.ndarray:
@@ -276,8 +270,6 @@ def missed_spines(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckPar
 
 def _split_after_confirmed_absence(tracks: pd.DataFrame, fates: FateParams) -> pd.DataFrame:
     """Split tracks that are present again after an image-confirmed absence (a new spine)."""
-    from imagingkit.tracking.review import split_track
-
     confirmed = tracks["absence_confirmed"].to_numpy(bool) & ~tracks["present"].to_numpy(bool)
     for track_id in tracks.loc[confirmed, "track_id"].unique():
         while True:

@@ -34,7 +34,15 @@ def _check_session(tracks: pd.DataFrame, session: int) -> None:
         raise DataError(f"track table: session {session} out of range 0..{n - 1}")
 
 
-def _fill_absent_positions(tracks: pd.DataFrame, track_ids: Iterable[int]) -> pd.DataFrame:
+def clear_presence(tracks: pd.DataFrame, rows: pd.Series | np.ndarray) -> None:
+    """Make ``rows`` of a track table absent, in place: no detection, no intensity."""
+    tracks.loc[rows, "present"] = False
+    tracks.loc[rows, "spine_id"] = pd.NA
+    tracks.loc[rows, "intensity_ratio"] = np.nan
+
+
+def fill_absent_positions(tracks: pd.DataFrame, track_ids: Iterable[int]) -> pd.DataFrame:
+    """Give the absent rows of ``track_ids`` their track's mean detected position (in place, returned)."""
     for track_id in track_ids:
         rows = tracks["track_id"] == track_id
         here = rows & tracks["present"] & tracks["spine_id"].notna()
@@ -75,7 +83,7 @@ def relink(
     order_merge = out.loc[merge_rows, "session"].argsort().to_numpy()
     out.loc[keep_rows[order_keep], columns] = out.loc[merge_rows[order_merge], columns].to_numpy()
     out = out[out["track_id"] != merge_id]
-    return classify_fates(_fill_absent_positions(out, [keep_id]), params)
+    return classify_fates(fill_absent_positions(out, [keep_id]), params)
 
 
 def split_track(
@@ -96,12 +104,10 @@ def split_track(
     new["track_id"] = new_id
     late_old = (out["track_id"] == track_id) & (out["session"] >= session)
     early_new = new["session"] < session
-    for frame, mask in ((out, late_old), (new, early_new)):
-        frame.loc[mask, "present"] = False
-        frame.loc[mask, "spine_id"] = pd.NA
-        frame.loc[mask, "intensity_ratio"] = np.nan
+    clear_presence(out, late_old)
+    clear_presence(new, early_new)
     out = pd.concat([out, new], ignore_index=True)
-    return classify_fates(_fill_absent_positions(out, [track_id, new_id]), params)
+    return classify_fates(fill_absent_positions(out, [track_id, new_id]), params)
 
 
 def mark_presence(
