@@ -17,7 +17,11 @@ sub-resolution spines (synth ``dim``: head radius 0.12-0.2 um, 35-60 % brightnes
 their noiseless contrast is 0.1-0.3; in 3D a small head on top of the shaft borrows the
 shaft's axial blur, hence the radius criterion), which sit at the noise floor and which a
 human would not see either; detections matched to them count neither as true nor as
-false positives in the visible score. The issue-6 goal (F1 >= 0.90 at typical in-vivo SNR, ``noise=1``: shaft
+false positives in the visible score. Also outside the visible set are border spines: the head is in the
+image but the shaft point it grows from is not (synth ``base_in_fov`` False, about 2 % of 3D spines),
+so no dendrite leads to it, no tracing can reach it and its contrast is undefined (synth's
+``intensity_ratio`` is NaN for them; until session 3 it was head over the edge pixel, 3-40, and
+they counted as visible misses). They stay in the all-spines score. The issue-6 goal (F1 >= 0.90 at typical in-vivo SNR, ``noise=1``: shaft
 ~40 photons per pixel) is stated on the visible spines; the all-spines F1 is reported
 beside it. Recall is also broken down by true head radius, neck length and contrast.
 Errors: arc-length position (per dendrite, origin and direction aligned), ``peak_ratio``
@@ -79,9 +83,11 @@ def truth_of(sim) -> pd.DataFrame:
 
 
 def visible_mask(truth: pd.DataFrame) -> np.ndarray:
-    """Spines above the visibility limit (see the module docstring)."""
-    return (truth.intensity_ratio.to_numpy() >= VISIBLE_CONTRAST) & (
-        truth.head_radius_um.to_numpy() >= VISIBLE_HEAD_RADIUS_UM
+    """Spines above the visibility limit whose base is in view (see the module docstring)."""
+    return (
+        (truth.intensity_ratio.to_numpy() >= VISIBLE_CONTRAST)
+        & (truth.head_radius_um.to_numpy() >= VISIBLE_HEAD_RADIUS_UM)
+        & truth.base_in_fov.to_numpy(bool)
     )
 
 
@@ -135,11 +141,17 @@ def run_image(sim, log_threshold: float) -> dict:
     found_log = np.zeros(len(truth), bool)
     found_log[base["truth_index"]] = True
     visible = visible_mask(truth)
+    # the rule before session 3: border spines (base out of view) counted as visible
+    with_border = visible | (
+        ~truth.base_in_fov.to_numpy(bool) & (truth.head_radius_um.to_numpy() >= VISIBLE_HEAD_RADIUS_UM)
+    )
     return {
         "ours": ours,
         "log": base,
         "ours_visible": visible_detection_scores(result.spines, truth, visible, spacing),
         "log_visible": visible_detection_scores(log, truth, visible, spacing),
+        "ours_visible_with_border": visible_detection_scores(result.spines, truth, with_border, spacing),
+        "n_border": int((~truth.base_in_fov).sum()),
         "seconds": seconds,
         "arc_err": arc,
         "peak_ratio": np.column_stack([p.peak_ratio, t.intensity_ratio]),
@@ -204,6 +216,8 @@ def scenario(
         "log": pooled(runs, "log"),
         "ours_visible": pooled(runs, "ours_visible"),
         "log_visible": pooled(runs, "log_visible"),
+        "ours_visible_with_border": pooled(runs, "ours_visible_with_border"),
+        "n_border_spines": sum(r["n_border"] for r in runs),
         "seconds_per_image": round(float(np.mean([r["seconds"] for r in runs])), 3),
         **errors(runs),
     }
@@ -350,6 +364,11 @@ def main(argv=None) -> int:
             f"{ov['precision']:10.2f} {ov['recall']:5.2f} {ov['f1']:5.2f} {bv['f1']:6.2f} | "
             f"{r['arc_err_median_um'] or float('nan'):7.2f} {r['peak_ratio_corr'] or float('nan'):5.2f} "
             f"{r['intensity_ratio_median_rel_err'] or float('nan'):7.2f} {r['seconds_per_image']:6.2f}"
+        )
+    print("visible F1 with border spines counted as visible (the rule before session 3):")
+    for r in rows:
+        print(
+            f"  {r['scenario']:32s} {r['ours_visible_with_border']['f1']:.3f} ({r['n_border_spines']} border spines)"
         )
     print("recall by true head radius (2D, noise 1):", breakdown["by_head_radius_um"])
     print("recall by true neck length (2D, noise 1):", breakdown["by_neck_length_um"])

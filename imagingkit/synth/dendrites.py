@@ -33,6 +33,10 @@ the spine-detection review, issue 6):
   two planes was missed by both and ~40 % of 3-D heads were invisible even noiseless),
   and scaled so shaft centres peak at the same ~40 photons as in 2-D at ``noise=1`` (the
   axial blur had halved them, so ``noise`` meant twice the noise in 3-D).
+- Border spines: ``base_in_fov`` says whether the shaft point a spine grows from is in the
+  image. A spine whose head is in view but whose base is not has no defined contrast
+  (``intensity_ratio`` NaN; it was head over the edge pixel, 3-40): the shaft it belongs
+  to is not imaged.
 """
 
 from __future__ import annotations
@@ -66,6 +70,7 @@ TRUTH_COLUMNS = [
     "side",
     "elevation_deg",
     "in_fov",
+    "base_in_fov",
     "formed_session",
     "is_new",
     "dim",
@@ -699,7 +704,6 @@ def _truth_rows(
     spines, dendrites, present, head_scale, transform, s, time_h, shape, ndim, img, scale, sigma_um
 ):
     rows = []
-    ny, nx = shape[-2:]
     for i, sp in enumerate(spines):
         base, neck_end, direction, _ = _spine_geometry(sp, dendrites)
         head_r = sp["head_radius_um"] * head_scale[i]
@@ -707,17 +711,13 @@ def _truth_rows(
         ref_px = centre_um / scale
         ref = ref_px[:ndim] if ndim == 3 else ref_px[:2]
         ses = transform(ref[None])[0]
-        in_fov = bool(
-            0 <= ses[0] <= ny - 1 and 0 <= ses[1] <= nx - 1 and (ndim == 2 or 0 <= ses[2] <= shape[0] - 1)
-        )
+        in_fov = _inside(ses, shape, ndim)
+        # the shaft point the spine grows from, where its contrast is measured
+        shaft = transform(((base - direction * 0.5) / scale)[None, : (3 if ndim == 3 else 2)])[0]
+        base_in_fov = _inside(shaft, shape, ndim)
         ratio = np.nan
-        if present[i] and in_fov:
-            ratio = _intensity_ratio(
-                img,
-                ses,
-                transform(((base - direction * 0.5) / scale)[None, : (3 if ndim == 3 else 2)])[0],
-                ndim,
-            )
+        if present[i] and in_fov and base_in_fov:
+            ratio = _intensity_ratio(img, ses, shaft, ndim)
         rows.append(
             dict(
                 spine_id=i,
@@ -738,12 +738,21 @@ def _truth_rows(
                 side=sp["side"],
                 elevation_deg=sp["elevation_deg"],
                 in_fov=in_fov,
+                base_in_fov=base_in_fov,
                 formed_session=sp["formed_session"],
                 is_new=sp["formed_session"] > 0,
                 dim=sp["dim"],
             )
         )
     return pd.DataFrame(rows, columns=TRUTH_COLUMNS)
+
+
+def _inside(point: np.ndarray, shape: tuple[int, ...], ndim: int) -> bool:
+    """Whether a session point (y, x[, z]) in pixels lies inside the image."""
+    ny, nx = shape[-2:]
+    return bool(
+        0 <= point[0] <= ny - 1 and 0 <= point[1] <= nx - 1 and (ndim == 2 or 0 <= point[2] <= shape[0] - 1)
+    )
 
 
 def _intensity_ratio(img: np.ndarray, head_yx: np.ndarray, shaft_yx: np.ndarray, ndim: int) -> float:

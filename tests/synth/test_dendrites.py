@@ -147,3 +147,24 @@ def test_3d_heads_between_planes_are_rendered():
     between = t[frac > 0.3]  # head centres well between two planes
     assert len(between) >= 5
     assert (between.intensity_ratio > 0.2).mean() > 0.9
+
+
+def test_border_spines_have_no_contrast():
+    """A spine whose head is in view but whose base point on the shaft is not has no contrast.
+
+    The contrast is head over the shaft it grows from; off the image it is undefined (it used
+    to be head over the edge pixel, values of 3-40).
+    """
+    d = simulate_dendrite_sessions(
+        n_sessions=1, times_h=(0,), shape=(128, 128), seed=9, spine_density_per_um=1.0
+    )
+    t = d.truth[d.truth.present & d.truth.in_fov]
+    border = t[~t.base_in_fov]
+    inner = t[t.base_in_fov]
+    assert len(border) >= 1
+    assert border.intensity_ratio.isna().all()
+    assert inner.intensity_ratio.notna().all()
+    assert inner.intensity_ratio.max() < 3
+    # border heads lie near the image edge
+    edge = np.minimum.reduce([border.y, border.x, 127 - border.y, 127 - border.x])
+    assert (edge < 3 / d.pixel_size_um).all()
