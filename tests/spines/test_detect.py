@@ -223,3 +223,51 @@ def test_strong_peaks_next_to_a_dendrite_end_are_kept():
         DetectParams(end_threshold_factor=0.5)
     scores = detection_scores(extra, _present(sim), (0.2, 0.2))
     assert scores["tp"] == len(extra)  # the kept end peaks are real spines here
+
+
+def _crossing_stack(lower_plane: float, upper_plane: float) -> np.ndarray:
+    """Two straight blurred shafts crossing in the projection: along x (row 40) and along y (column 80)."""
+    rng = np.random.default_rng(0)
+    zz, yy, xx = np.mgrid[:12, :96, :160].astype(float)
+    along_x = np.exp(-((yy - 40) ** 2) / (2 * 2.0**2) - (zz - lower_plane) ** 2 / (2 * 0.8**2))
+    along_y = np.exp(-((xx - 80) ** 2) / (2 * 2.0**2) - (zz - upper_plane) ** 2 / (2 * 0.8**2))
+    return 10 + 100 * along_x + 100 * along_y + rng.normal(0, 1.0, zz.shape)
+
+
+def test_stack_voxels_follow_the_shaft_nearest_in_3d_at_a_crossing():
+    """Shafts crossing 5 um apart in depth: each keeps its own voxels, so the crossing leaves no residual."""
+    from imagingkit.errors import ParameterError
+    from imagingkit.spines import trace_dendrites
+    from imagingkit.spines.model import ModelParams, build_shaft_model
+
+    image = prepare_image(_crossing_stack(3, 8), 0.2, 1.0)
+    trace = trace_dendrites(image)
+    dendrite = trace.centreline["dendrite_id"].to_numpy()
+    lower = int(np.bincount(dendrite, weights=trace.centreline["z"] < 5).argmax())  # the shaft in plane 3
+    # voxels of the lower shaft's flank, laterally nearer the upper shaft's centreline (x = 80)
+    flank = (3, slice(42, 47), 81)
+    model = build_shaft_model(image, trace)
+    assert (dendrite[model.nearest[flank]] == lower).all()
+    assert np.nanmax(np.abs(model.score[:, 30:50, 70:90])) < 6
+    # nearest in the projection (the old behaviour): the upper shaft's profile, a false residual
+    lateral = build_shaft_model(image, trace, ModelParams(assign_min_depth_gap_um=np.inf))
+    assert (dendrite[lateral.nearest[flank]] != lower).any()
+    assert np.nanmax(lateral.score[flank]) > 30
+    with pytest.raises(ParameterError):
+        ModelParams(assign_axial_weight=-1.0)
+    with pytest.raises(ParameterError):
+        ModelParams(assign_min_depth_gap_um=-1.0)
+
+
+def test_stack_voxels_keep_the_lateral_assignment_between_shafts_at_one_depth():
+    """Shafts crossing 1 um apart in depth (less than the axial blur): assignment as in the projection."""
+    from imagingkit.spines import trace_dendrites
+    from imagingkit.spines.model import ModelParams, build_shaft_model
+
+    image = prepare_image(_crossing_stack(5, 6), 0.2, 1.0)
+    trace = trace_dendrites(image)
+    default = build_shaft_model(image, trace)
+    lateral = build_shaft_model(image, trace, ModelParams(assign_min_depth_gap_um=np.inf))
+    in_3d = build_shaft_model(image, trace, ModelParams(assign_min_depth_gap_um=0.0))
+    np.testing.assert_array_equal(default.nearest, lateral.nearest)
+    assert (in_3d.nearest != lateral.nearest).any()  # by 3D distance alone some voxels would move
