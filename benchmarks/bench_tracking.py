@@ -79,6 +79,8 @@ COLUMNS = [
     "n_true_loss",
     "turnover_ratio_max_err_pp",
     "survival_baseline_max_err_pp",
+    "seen_gain_f1",
+    "seen_loss_f1",
     "oracle_gain_f1",
     "oracle_loss_f1",
     "n_refound",

@@ -13,6 +13,11 @@ its own loss rule (K) to the true presence as the detector saw it. Two reference
   loss rule as the tracker; the difference to it isolates linking errors from detection
   errors (a spine missed in the last session *is* a loss for any tracker given those
   detections).
+
+Between the two, the events of the spines that the input holds at least once (prefix
+``seen_``): the biological truth of every spine the tracker was given, so a spine missing
+from every input table (a detection error no tracker working from those tables can undo)
+does not count, while a spine missed in some sessions must still be tracked through them.
 """
 
 from __future__ import annotations
@@ -244,8 +249,9 @@ def score_tracking(
     Returns
     -------
     dict
-        Pair scores, event scores and statistic errors against the biological truth; event
-        and statistic scores against the oracle (prefix ``oracle_``) where ``detected`` exists.
+        Pair scores, event scores and statistic errors against the biological truth; where
+        ``detected`` exists, event scores on the spines the input holds at least once (prefix
+        ``seen_``) and event and statistic scores against the oracle (prefix ``oracle_``).
     """
     view = observable(truth, image_shapes, margin_px)
     times = result.times_h
@@ -255,6 +261,11 @@ def score_tracking(
     out.update(event_scores(result.tracks, result.detections, true_id, bio))
     out.update(statistic_errors(result.turnover, compute_turnover(bio, times)))
     if "detected" in truth:
+        seen = truth.groupby("spine_id")["detected"].transform("any").to_numpy(bool)
+        scores = event_scores(
+            result.tracks, result.detections, true_id, truth_tracks(truth[seen], view[seen], "present", 1)
+        )
+        out.update({f"seen_{key}": value for key, value in scores.items()})
         oracle = truth_tracks(truth, view, "detected", k)
         scores = event_scores(result.tracks, result.detections, true_id, oracle)
         scores.update(statistic_errors(result.turnover, compute_turnover(oracle, times)))

@@ -6,24 +6,33 @@ that was really lost and a new one that formed close by look like one spine miss
 Positions alone cannot tell these apart, so the loss rule K
 (:class:`~imagingkit.tracking.fates.FateParams`) guesses. With the images at hand the tracker
 looks, as a human scorer does. The evidence for a spine at a position of a session's image
-(:func:`evidence_map`, :func:`evidence_at`) is the largest residual over the shaft model within
-``search_um``, as a fraction of the detector's local threshold at that pixel (higher on the
-shaft's flank, :class:`imagingkit.spines.DetectParams`), outside the shaft core.
+(:func:`evidence_map`, :func:`evidence_at`) is measured within ``search_um`` of it, as a
+fraction of the detector's local threshold (higher on the shaft's flank,
+:class:`imagingkit.spines.DetectParams`) of the residual over the shaft model, outside the
+shaft core, in two ways: the light there (largest residual, ``evidence``) and the peaks
+there (largest local maximum of the residual, ``peak_evidence``, :func:`peaks_only`). A
+spine shows as a peak; the flank of a bright neighbour, a neck or a dendrite lying across
+the place shows light but no peak of its own.
 
 1. After a first linking, a detection far from where its track's other detections agree is
    cut out of the track (:func:`detach_outliers`: the neighbour's place taken).
 2. Every session in which a track is in view but not detected is measured at the track's
    position (mean registered position, mapped into the session). A missed spine is re-found
-   where the evidence is ``>= min_evidence`` and ``>= relative_evidence`` times the evidence
+   where a peak is ``>= min_evidence`` and ``>= relative_evidence`` times the peak evidence
    where the same track was detected (:func:`judge_absences`).
 3. The re-found spines join the detections and everything is linked again, so a spine missed
    in some sessions keeps its identity and a neighbour cannot take its place.
-4. The absences left are measured again: re-found ones count as present (``present=True``,
-   ``refound=True``, ``spine_id`` missing); where the evidence is below ``min_evidence``
-   (nothing the detector would come near) the absence is confirmed (``absence_confirmed=True``):
+4. A spine lost and a new one formed close by, within the linking gate, are linked as one
+   spine: consecutive detections of a track much farther apart than the detections of the
+   other tracks between the same sessions, where either image shows no peak at the other's
+   place, are two spines (:func:`split_jumps`).
+5. The absences left are measured again: re-found ones count as present (``present=True``,
+   ``refound=True``, ``spine_id`` missing); where even the light is below ``min_evidence``
+   (nothing the detector would come near) the absence of a spine the image showed when
+   detected (level ``>= min_seen_evidence``) is confirmed (``absence_confirmed=True``):
    never bridged as a ``gap``, and a track present again after a confirmed absence is split
    there (a spine lost and a new one formed at its place, which gap closing had joined). In
-   between, the loss rule K decides.
+   between, and for spines too faint to show (sub-resolution), the loss rule K decides.
 
 The image cannot judge a position outside the session's traced dendrites (a stretch the
 tracing missed), inside the shaft core, or within ``exclusion_um`` of another spine detected
@@ -38,6 +47,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from imagingkit.errors import ParameterError
@@ -58,21 +68,31 @@ class RecheckParams:
         Check absences against the images when images are given.
     min_evidence : float
         Residual peak within ``search_um`` of the expected position, as a fraction of the
-        detector's local threshold there, from which a missed spine counts as present.
-        Lower re-finds dimmer spines but also calls noise a spine (a lost spine kept alive).
+        detector's local threshold there, from which a missed spine counts as present; an
+        absence is confirmed where even the light there stays below it. Lower re-finds
+        dimmer spines but also calls noise a spine (a lost spine kept alive).
     relative_evidence : float
-        A missed spine must also show this fraction of the evidence the same track has where it
-        was detected (median over its detections): 0.5 is the midpoint between "as seen
-        before" and "nothing", so noise and shaft-model errors that reach ``min_evidence`` do
-        not keep a bright spine alive after its loss.
+        A missed spine must also show this fraction of the peak evidence the same track has
+        where it was detected (median over its detections, its level): 0.5 is the midpoint
+        between "as seen before" and "nothing", so noise and shaft-model errors that reach
+        ``min_evidence`` do not keep a bright spine alive after its loss.
     search_um : float
-        Radius around the expected position searched for the peak: about the residual
-        registration error plus the spine's localisation scatter between sessions.
+        Radius around the expected position searched for light and peaks, µm: about the
+        residual registration error plus the spine's localisation scatter between sessions.
     exclusion_um : float
         No re-finding within this distance of another spine detected in that session.
     detach_um : float
         A detection this far from the median position of its track's other detections is cut
         out of the track before the check (:func:`detach_outliers`). 0 turns it off.
+    min_seen_evidence : float
+        An absence is confirmed only for a spine whose level (see ``relative_evidence``)
+        reaches this: a spine the image hardly showed when present (sub-resolution, dim)
+        shows just as little when missed, and its absence says nothing. 1.0 is the
+        detector's own threshold.
+    jump_factor : float
+        Consecutive detections of a track farther apart than ``search_um`` and this many times
+        the median distance of consecutive detections between the same two sessions are
+        checked for being two spines (:func:`split_jumps`); 0 turns it off.
     """
 
     enabled: bool = True
@@ -81,17 +101,19 @@ class RecheckParams:
     search_um: float = 0.4
     exclusion_um: float = 0.8
     detach_um: float = 0.6
+    jump_factor: float = 5.0
+    min_seen_evidence: float = 1.0
 
     def __post_init__(self) -> None:
-        if not self.min_evidence > 0 or self.relative_evidence < 0:
+        if not self.min_evidence > 0 or self.relative_evidence < 0 or self.min_seen_evidence < 0:
             raise ParameterError(
-                f"recheck.min_evidence must be > 0 and relative_evidence >= 0, got "
-                f"{self.min_evidence} and {self.relative_evidence}"
+                f"recheck.min_evidence must be > 0, relative_evidence and min_seen_evidence >= 0, got "
+                f"{self.min_evidence}, {self.relative_evidence} and {self.min_seen_evidence}"
             )
-        if not self.search_um > 0 or self.exclusion_um < 0 or self.detach_um < 0:
+        if not self.search_um > 0 or min(self.exclusion_um, self.detach_um, self.jump_factor) < 0:
             raise ParameterError(
-                f"recheck.search_um must be > 0 µm, exclusion_um and detach_um >= 0 µm, got "
-                f"{self.search_um}, {self.exclusion_um} and {self.detach_um}"
+                f"recheck.search_um must be > 0 µm, exclusion_um and detach_um >= 0 µm and jump_factor "
+                f">= 0, got {self.search_um}, {self.exclusion_um}, {self.detach_um} and {self.jump_factor}"
             )
 
 
@@ -132,6 +154,19 @@ def evidence_map(
     with np.errstate(invalid="ignore"):
         ratio = np.where(band, np.maximum(np.nan_to_num(model.score, nan=0.0) / threshold, 0.0), np.nan)
     return ratio.astype(np.float32), prepared.spacing_um
+
+
+def peaks_only(ratio: np.ndarray) -> np.ndarray:
+    """An evidence map keeping its local maxima (3 x 3, in stacks 3 x 3 x 3 pixels); 0 elsewhere.
+
+    The flank of a bright spine (or of a neck, a shaft bulge) reaches far into its
+    surroundings; a place it covers only with its flank shows no spine of its own. Pixels
+    outside the band (NaN) do not compete, as in the detector. NaN stays NaN.
+    """
+    finite = np.isfinite(ratio)
+    filled = np.where(finite, ratio, -1.0)
+    peak = finite & (filled >= ndi.maximum_filter(filled, size=3, mode="nearest"))
+    return np.where(peak, ratio, np.where(finite, 0.0, np.nan))
 
 
 def evidence_at(ratio: np.ndarray, spacing_um: tuple[float, ...], points_px: np.ndarray, search_um: float):
@@ -199,6 +234,61 @@ def detach_outliers(tracks: pd.DataFrame, pixel_size_um: float, max_um: float) -
     return fill_absent_positions(out.reset_index(drop=True), changed)
 
 
+def _consecutive_links(tracks: pd.DataFrame, pixel_size_um: float) -> pd.DataFrame:
+    """Consecutive detections of every track: ``track_id, session_a, session_b, length_um`` and positions."""
+    detected = (
+        tracks["present"].to_numpy(bool)
+        & tracks["spine_id"].notna().to_numpy()
+        & ~tracks["reviewed"].to_numpy(bool)
+    )
+    rows = tracks[detected].sort_values(["track_id", "session"])
+    same = rows["track_id"].to_numpy()[1:] == rows["track_id"].to_numpy()[:-1]
+    points = rows[["y", "x", "z"]].to_numpy(float)
+    sessions = rows["session"].to_numpy(int)
+    length = np.linalg.norm(points[1:, :2] - points[:-1, :2], axis=1) * pixel_size_um
+    return pd.DataFrame(
+        {
+            "track_id": rows["track_id"].to_numpy()[1:][same],
+            "session_a": sessions[:-1][same],
+            "session_b": sessions[1:][same],
+            "length_um": length[same],
+            "point_a": list(points[:-1][same]),
+            "point_b": list(points[1:][same]),
+        }
+    )
+
+
+def split_jumps(
+    tracks: pd.DataFrame, evidence: Evidence, pixel_size_um: float, params: RecheckParams, fates: FateParams
+) -> pd.DataFrame:
+    """Split a track between consecutive detections that the image shows are two spines.
+
+    A spine lost and a new one formed close by (within the linking gate) are linked as one
+    spine. A link between consecutive detections of a track is a jump when it is longer than
+    ``search_um`` and ``jump_factor`` times the median link length between the same two
+    sessions (the scatter of localisation and residual registration there). A jump is two
+    spines when the image of either session shows no spine at the other's place (evidence
+    below ``min_evidence``): the track is split at the later detection. Reviewed rows are
+    not touched.
+    """
+    if params.jump_factor <= 0:
+        return tracks
+    links = _consecutive_links(tracks, pixel_size_um)
+    if len(links) == 0:
+        return tracks
+    typical = links.groupby(["session_a", "session_b"])["length_um"].transform("median").to_numpy()
+    limit = np.maximum(params.search_um, params.jump_factor * typical)
+    cuts = []  # (track_id, session)
+    for link in links[links["length_um"].to_numpy() > limit].itertuples():
+        later_before = evidence(int(link.session_a), link.point_b[None])[0]
+        earlier_after = evidence(int(link.session_b), link.point_a[None])[0]
+        if min(later_before, earlier_after) < params.min_evidence:  # NaN: the image cannot say
+            cuts.append((int(link.track_id), int(link.session_b)))
+    for track_id, session in sorted(cuts, key=lambda cut: -cut[1]):  # later cuts first: ids stay valid
+        tracks = split_track(tracks, track_id, session, fates)
+    return tracks
+
+
 def _near_detection(tracks: pd.DataFrame, rows: np.ndarray, session: int, radius_px: float) -> np.ndarray:
     """Per row in ``rows``: is another track detected in ``session`` within ``radius_px``?"""
     here = tracks[(tracks["session"] == session) & tracks["present"] & tracks["spine_id"].notna()]
@@ -208,30 +298,44 @@ def _near_detection(tracks: pd.DataFrame, rows: np.ndarray, session: int, radius
     return dist <= radius_px
 
 
-def measure_evidence(tracks: pd.DataFrame, evidence: Evidence) -> pd.DataFrame:
-    """Add ``evidence`` (NaN where not measured) to every in-view, unreviewed row of a track table."""
+def measure_evidence(
+    tracks: pd.DataFrame, evidence: Evidence, peak_evidence: Evidence | None = None
+) -> pd.DataFrame:
+    """Add ``evidence`` and ``peak_evidence`` to every in-view, unreviewed row of a track table.
+
+    ``evidence`` measures any light above the shaft model near the row's position,
+    ``peak_evidence`` only local maxima (:func:`peaks_only`; the same as ``evidence`` when not
+    given). NaN where not measured.
+    """
     out = tracks.copy()
     out["evidence"] = np.nan
+    out["peak_evidence"] = np.nan
     rows_ok = out["in_view"].to_numpy(bool) & ~out["reviewed"].to_numpy(bool)
     sessions = out["session"].to_numpy(int)
     for session in np.unique(sessions[rows_ok]):
         rows = out.index[rows_ok & (sessions == session)].to_numpy()
         points = out.loc[rows, ["y", "x", "z"]].to_numpy(float)
-        out.loc[rows, "evidence"] = np.asarray(evidence(int(session), points), float)
+        light = np.asarray(evidence(int(session), points), float)
+        out.loc[rows, "evidence"] = light
+        peak = light if peak_evidence is None else np.asarray(peak_evidence(int(session), points), float)
+        out.loc[rows, "peak_evidence"] = peak
     return out
 
 
 def judge_absences(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams) -> pd.DataFrame:
-    """Per absent, in-view, unreviewed row with ``evidence``: ``found`` and ``confirmed`` (bool columns).
+    """Per absent, in-view, unreviewed row with evidence: ``found`` and ``confirmed`` (bool columns).
 
     A row is judged where the image can say (finite evidence, no other detection within
-    ``exclusion_um``). ``found``: evidence ``>= min_evidence`` and ``>= relative_evidence`` times
-    the median evidence of the track's detections; ``confirmed`` (absent): evidence below
-    ``min_evidence``. In between (weaker than the spine was, but more than noise usually
-    gives) the image does not decide.
+    ``exclusion_um``). ``found``: a peak (``peak_evidence``) ``>= min_evidence`` and
+    ``>= relative_evidence`` times the track's level (median ``peak_evidence`` of its
+    detections) — the flank of a neighbour or a dendrite reaching the place is no spine;
+    ``confirmed`` (absent): no light at all (``evidence`` below ``min_evidence``) where the
+    track's level reaches ``min_seen_evidence`` (a spine the image showed when present). In
+    between the image does not decide.
     """
     detected = tracks["present"].to_numpy(bool) & tracks["spine_id"].notna().to_numpy()
-    level = tracks["evidence"].where(detected).groupby(tracks["track_id"]).transform("median").to_numpy()
+    peak = tracks["peak_evidence"] if "peak_evidence" in tracks else tracks["evidence"]
+    level = peak.where(detected).groupby(tracks["track_id"]).transform("median").to_numpy()
     todo = (
         ~tracks["present"].to_numpy(bool)
         & tracks["in_view"].to_numpy(bool)
@@ -246,16 +350,20 @@ def judge_absences(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckPa
             tracks, tracks.index[rows], int(session), params.exclusion_um / pixel_size_um
         )
         judged[rows[~crowded]] = True
-    value = tracks["evidence"].to_numpy(float)
+    value = peak.to_numpy(float)
     found = judged & (value >= np.fmax(params.min_evidence, params.relative_evidence * level))
-    return tracks.assign(found=found, confirmed=judged & (value < params.min_evidence))
+    visible = level >= params.min_seen_evidence  # NaN (never detected): the image cannot say
+    return tracks.assign(
+        found=found, confirmed=judged & visible & (tracks["evidence"].to_numpy(float) < params.min_evidence)
+    )
 
 
 def missed_spines(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams) -> pd.DataFrame:
     """Rows re-found by :func:`judge_absences`, one per place: of re-found positions closer than
     ``exclusion_um`` in one session (one spine seen from two fragments of its track), the one
     with the strongest evidence."""
-    found = tracks[tracks["found"]].sort_values("evidence", ascending=False)
+    column = "peak_evidence" if "peak_evidence" in tracks else "evidence"
+    found = tracks[tracks["found"]].sort_values(column, ascending=False)
     keep = []
     for _, rows in found.groupby("session"):
         points = rows[["y", "x"]].to_numpy(float) * pixel_size_um
@@ -291,7 +399,7 @@ def confirm_absences(
     params: RecheckParams = RecheckParams(),
     fates: FateParams = FateParams(),
 ) -> pd.DataFrame:
-    """Final check (step 4 of the module docstring) of a track table with ``evidence``.
+    """Final check (step 5 of the module docstring) of a track table with ``evidence``.
 
     Returns
     -------

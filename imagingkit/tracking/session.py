@@ -34,6 +34,8 @@ from imagingkit.tracking.recheck import (
     judge_absences,
     measure_evidence,
     missed_spines,
+    peaks_only,
+    split_jumps,
 )
 from imagingkit.tracking.turnover import cohort_survival, compute_turnover, dendrite_lengths
 
@@ -252,13 +254,14 @@ def track_spines(
 
 
 def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, params):
-    """Steps 1-4 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, relink, confirm.
+    """Steps 1-5 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, relink, split, confirm.
 
     ``det`` are the detections before linking, ``linked`` and ``tracks`` the first linking.
     Returns the final ``(linked, tracks)``.
     """
     pixel = params.pixel_size_um
-    first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), evidence)
+    light, peak = evidence
+    first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), light, peak)
     missed = missed_spines(judge_absences(first, pixel, params.recheck), pixel, params.recheck)
     refound = np.zeros(len(tracks), bool)
     if len(missed):
@@ -274,7 +277,8 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
             tracks.merge(hits, on=["track_id", "session"], how="left")["hit"].fillna(False).to_numpy(bool)
         )
     tracks = tracks.assign(present=tracks["present"].to_numpy(bool) | refound, refound=refound)
-    tracks = confirm_absences(measure_evidence(tracks, evidence), pixel, params.recheck, params.fates)
+    tracks = split_jumps(tracks, peak, pixel, params.recheck, params.fates)
+    tracks = confirm_absences(measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates)
     return _relabel_detections(linked, tracks), tracks
 
 
@@ -316,25 +320,33 @@ def _relabel_detections(linked: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFr
 def _evidence_on_images(
     images: Sequence[np.ndarray], traces: Sequence[Any] | None, to_session, params, spine_params=None
 ):
-    """``evidence(session, points_ref)`` measuring reference points on each session's image.
+    """Two ``evidence(session, points_ref)`` callables measuring reference points on each session's
+    image: any light (:func:`~.recheck.evidence_map`) and peaks only (:func:`~.recheck.peaks_only`).
 
-    Each session's evidence map is computed once and kept (one float32 image per session).
+    Each session's evidence map is computed once and kept (two float32 images per session).
     """
     mappers = [as_point_mapper(t, to="session") for t in to_session]
     traces = list(traces) if traces is not None else [None] * len(images)
-    maps: dict[int, tuple[np.ndarray, tuple]] = {}
+    maps: dict[tuple[int, bool], tuple[np.ndarray, tuple]] = {}
 
-    def evidence(session: int, points: np.ndarray) -> np.ndarray:
+    def measure(session: int, points: np.ndarray, peaks: bool) -> np.ndarray:
         image = np.asarray(images[session])
         stack = image.ndim == 3
-        if session not in maps:
+        if (session, False) not in maps:
             z_step = params.z_step_um if stack else None
-            maps[session] = evidence_map(image, params.pixel_size_um, z_step, traces[session], spine_params)
-        ratio, spacing = maps[session]
+            maps[session, False] = evidence_map(
+                image, params.pixel_size_um, z_step, traces[session], spine_params
+            )
+        if peaks and (session, True) not in maps:
+            ratio, spacing = maps[session, False]
+            maps[session, True] = (peaks_only(ratio), spacing)
+        ratio, spacing = maps[session, peaks]
         mapped = mappers[session](points[:, :3] if stack else points[:, :2])
         return evidence_at(ratio, spacing, mapped, params.recheck.search_um)
 
-    return evidence
+    return (lambda session, points: measure(session, points, False)), (
+        lambda session, points: measure(session, points, True)
+    )
 
 
 def _split_transforms(transforms: Sequence[Any] | None, n_sessions: int) -> tuple[list, list]:

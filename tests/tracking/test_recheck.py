@@ -19,6 +19,8 @@ from imagingkit.tracking.recheck import (
     judge_absences,
     measure_evidence,
     missed_spines,
+    peaks_only,
+    split_jumps,
 )
 from imagingkit.tracking.testing import synth_truth_tables, synth_truth_with_detection
 
@@ -130,11 +132,90 @@ def test_one_refound_place_per_spine_and_session():
     assert missed.groupby("session").size().max() == 1
 
 
+def test_a_flank_is_no_peak():
+    # a spine's residual (Gaussian, sigma 2 px) at (20, 20); a place 0.6 um away sees its flank only
+    yy, xx = np.mgrid[:41, :41]
+    ratio = 5.0 * np.exp(-((yy - 20.0) ** 2 + (xx - 20.0) ** 2) / (2 * 2.0**2))
+    ratio[:, :5] = np.nan
+    spacing = (PIXEL_UM, PIXEL_UM)
+    flank, near = np.array([[20.0, 23.0]]), np.array([[20.0, 21.0]])
+    assert evidence_at(ratio, spacing, flank, 0.4)[0] > 4.0
+    peaks = peaks_only(ratio)
+    assert evidence_at(peaks, spacing, flank, 0.4)[0] == 0.0
+    assert evidence_at(peaks, spacing, near, 0.4)[0] == pytest.approx(5.0)
+    assert np.isnan(peaks[:, :5]).all() and np.count_nonzero(peaks[:, 5:]) == 1
+
+
+def test_light_without_a_peak_neither_refinds_nor_confirms():
+    # session 2: a neighbour's flank reaches the place (light 3.0) but no peak of its own
+    light = constant_evidence([3.0] * 5)
+    tracks = measure_evidence(tracks_of(["11011"]), light, constant_evidence([3.0, 3.0, 0.0, 3.0, 3.0]))
+    out = confirm_absences(tracks, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert states(out) == "ppgpp"
+    assert not out["refound"].any() and not out["absence_confirmed"].any()
+    with_peak = measure_evidence(tracks_of(["11011"]), light, light)
+    assert states(confirm_absences(with_peak, PIXEL_UM)) == "ppppp"
+
+
+def test_the_absence_of_a_spine_the_image_never_showed_is_not_confirmed():
+    # a sub-resolution spine: half the detector's threshold where listed, nothing where missed
+    dim = measure_evidence(tracks_of(["11011"]), constant_evidence([0.5, 0.5, 0.0, 0.5, 0.5]))
+    out = confirm_absences(dim, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert states(out) == "ppgpp" and not out["absence_confirmed"].any()
+    bright = measure_evidence(tracks_of(["11011"]), constant_evidence([3.0, 3.0, 0.0, 3.0, 3.0]))
+    assert confirm_absences(bright, PIXEL_UM)["absence_confirmed"].any()
+
+
+def spines_at(places):
+    """Peak evidence 3.0 within 1 px of a spine present in that session (``places[s]``), else 0."""
+
+    def evidence(session, points):
+        spines = np.asarray(places[session], float).reshape(-1, 2)
+        dist = np.linalg.norm(points[:, None, :2] - spines[None], axis=2).min(axis=1)
+        return np.where(dist <= 1.0, 3.0, 0.0)
+
+    return evidence
+
+
+def jumping_tracks(jump_px):
+    """Ten spines 10 px apart, localised within 0.2 px; track 0 moves by ``jump_px`` after session 1."""
+    positions = [[(20.0, 20.0 + 10 * t + 0.2 * (s % 2)) for s in range(4)] for t in range(10)]
+    positions[0] = [(20.0, 20.0), (20.0, 20.0), (20.0 + jump_px, 20.0), (20.0 + jump_px, 20.0)]
+    return tracks_of(["1111"] * 10, positions), positions
+
+
+def test_a_lost_spine_and_a_new_one_close_by_are_split():
+    tracks, positions = jumping_tracks(4.0)  # 0.8 um
+    others = [p[0] for p in positions[1:]]
+    lost_then_new = spines_at([[(20, 20), *others]] * 2 + [[(24, 20), *others]] * 2)
+    out = split_jumps(tracks, lost_then_new, PIXEL_UM, RecheckParams(), FateParams())
+    assert out["track_id"].nunique() == 11
+    assert states(out, 0) == "ppaa" and states(out, 10) == "aapp"
+    assert sorted(out[out["track_id"].isin([0, 10])].groupby("track_id")["fate"].first()) == [
+        "eliminated",
+        "formed",
+    ]
+    # both places show a spine in both sessions: the image cannot tell, the link stays
+    both = spines_at([[(20, 20), (24, 20), *others]] * 4)
+    assert split_jumps(tracks, both, PIXEL_UM, RecheckParams(), FateParams())["track_id"].nunique() == 10
+    # a step within the search radius is not a jump; jump_factor=0 turns the check off
+    short, _ = jumping_tracks(1.5)  # 0.3 um
+    assert (
+        split_jumps(short, lost_then_new, PIXEL_UM, RecheckParams(), FateParams())["track_id"].nunique() == 10
+    )
+    off = RecheckParams(jump_factor=0)
+    assert split_jumps(tracks, lost_then_new, PIXEL_UM, off, FateParams())["track_id"].nunique() == 10
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ParameterError, match="min_evidence"):
         RecheckParams(min_evidence=0)
     with pytest.raises(ParameterError, match="search_um"):
         RecheckParams(search_um=-1)
+    with pytest.raises(ParameterError, match="jump_factor"):
+        RecheckParams(jump_factor=-1)
+    with pytest.raises(ParameterError, match="min_seen_evidence"):
+        RecheckParams(min_seen_evidence=-1)
 
 
 @pytest.fixture(scope="module")
@@ -153,26 +234,36 @@ def test_evidence_is_high_at_spines_and_undefined_off_the_dendrites(sim):
     assert np.mean(at_spines >= 1.0) > 0.8  # the detector's threshold is reached at visible spines
 
 
-def test_missed_detections_are_recovered_on_the_images(sim):
-    """True positions with 15 % of them dropped (missed detections): the image check recovers most."""
+@pytest.fixture(scope="module")
+def transforms(sim):
     from imagingkit.motion.sessions import register_sessions
 
-    rng = np.random.default_rng(0)
-    tables = [t[rng.random(len(t)) >= 0.15].reset_index(drop=True) for t in synth_truth_tables(sim)]
+    return register_sessions(sim.images)
+
+
+def track_and_score(sim, transforms, tables, check):
+    """Track true-position tables with or without the image check; the result and its scores."""
     ids = [t["spine_id"].to_numpy() for t in tables]
     truth = synth_truth_with_detection(sim, ids)
     shapes = [im.shape for im in sim.images]
-    transforms = register_sessions(sim.images)
+    params = TrackingParams(
+        pixel_size_um=PIXEL_UM, bootstrap=BootstrapParams(n_boot=20), recheck=RecheckParams(enabled=check)
+    )
+    result = track_spines(tables, sim.times_h, params, transforms, shapes, images=sim.images)
+    det = result.detections
+    true_id = np.concatenate([ids[s][det.loc[det["session"] == s, "det_index"]] for s in range(len(ids))])
+    return result, truth, score_tracking(result, truth, true_id, shapes, 1.0 / PIXEL_UM)
+
+
+def test_missed_detections_are_recovered_on_the_images(sim, transforms):
+    """True positions with 15 % of them dropped (missed detections): the image check recovers most."""
+    rng = np.random.default_rng(0)
+    tables = [t[rng.random(len(t)) >= 0.15].reset_index(drop=True) for t in synth_truth_tables(sim)]
     scores = {}
     for check in (False, True):
-        params = TrackingParams(
-            pixel_size_um=PIXEL_UM, bootstrap=BootstrapParams(n_boot=20), recheck=RecheckParams(enabled=check)
-        )
-        result = track_spines(tables, sim.times_h, params, transforms, shapes, images=sim.images)
-        det = result.detections
-        true_id = np.concatenate([ids[s][det.loc[det["session"] == s, "det_index"]] for s in range(len(ids))])
-        scores[check] = score_tracking(result, truth, true_id, shapes, 1.0 / PIXEL_UM)
+        result, truth, scores[check] = track_and_score(sim, transforms, tables, check)
         if check:
+            det = result.detections
             refound = result.tracks[result.tracks["refound"]]
             assert len(refound) > 5
             # a re-found presence is a real spine: its track's spine is present there in the truth
@@ -182,3 +273,14 @@ def test_missed_detections_are_recovered_on_the_images(sim):
             assert present.reindex(keys).fillna(False).mean() >= 0.9
     assert scores[True]["event_f1"] >= 0.9 > scores[False]["event_f1"]
     assert scores[True]["survival_baseline_max_err_pp"] < scores[False]["survival_baseline_max_err_pp"]
+
+
+def test_complete_true_positions_lose_no_event_to_the_check(sim, transforms):
+    """Nothing missed: a lost spine's place lit by a neighbour's flank is not re-found, and a lost
+    spine and a new one formed close by are not linked as one (both cost events before)."""
+    tables = synth_truth_tables(sim)
+    _, _, plain = track_and_score(sim, transforms, tables, False)
+    _, _, checked = track_and_score(sim, transforms, tables, True)
+    assert checked["n_true_gain"] + checked["n_true_loss"] >= 20
+    assert checked["gain_f1"] == checked["loss_f1"] == 1.0
+    assert checked["survival_baseline_max_err_pp"] <= plain["survival_baseline_max_err_pp"]

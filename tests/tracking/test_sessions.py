@@ -84,3 +84,21 @@ def test_another_field_of_view_is_refused(sim):
     other_table = synth_truth_tables(other)[0]
     with pytest.raises(RegistrationError, match="session 1"):
         track_sessions([(sim.images[0], tables[0]), (other.images[0], other_table)], (0, 1), PARAMS)
+
+
+def test_seen_scores_leave_out_spines_missing_from_every_input(sim):
+    """A spine dropped from every input table is a detection error: the ``seen_`` events leave it out."""
+    tables = synth_truth_tables(sim)
+    formed = sim.truth[(sim.truth["session"] == 1) & sim.truth["present"] & sim.truth["is_new"]]
+    inside = formed[["y", "x"]].to_numpy()
+    formed = formed[((inside > 10) & (inside < 182)).all(axis=1)]  # well inside the 192 px field
+    assert len(formed) >= 1
+    dropped = set(formed["spine_id"])
+    tables = [t[~t["spine_id"].isin(dropped)].reset_index(drop=True) for t in tables]
+    result = track_sessions(list(zip(sim.images, tables, strict=True)), sim.times_h, PARAMS)
+    truth = synth_truth_with_detection(sim, [t["spine_id"].to_numpy() for t in tables])
+    shapes = [im.shape for im in sim.images]
+    scores = score_tracking(result, truth, result.detections["spine_id"].to_numpy(), shapes, 1.0 / PIXEL_UM)
+    assert scores["seen_n_true_gain"] == scores["n_true_gain"] - len(dropped)
+    assert scores["seen_gain_recall"] > scores["gain_recall"]
+    assert scores["seen_gain_f1"] >= 0.95
