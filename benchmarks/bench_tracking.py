@@ -11,7 +11,7 @@ Three parts, each compared side by side with baselines in the same run:
    from a gain or a loss: those errors stay.
 2. ``images``: simulated dendrite sessions (:func:`imagingkit.synth.simulate_dendrite_sessions`,
    drift, rotation, tissue warp, brightness change, photon noise; 5 sessions at 0, 1, 6, 24,
-   48 h; evaluation seeds 0-4 — the image check was tuned on seeds 10-13), registered with
+   48 h; evaluation seeds 0-4 — the image check was tuned on seeds 10-19), registered with
    :func:`imagingkit.motion.sessions.register_sessions` and tracked from (a) the true spine
    positions, (b) the true positions with 10 % dropped at random (missed detections) and
    (c) the spines :func:`imagingkit.spines.detect_spines` finds; 2-D images swept over tissue
@@ -23,8 +23,10 @@ Three parts, each compared side by side with baselines in the same run:
 
 Scores (:func:`imagingkit.tracking.evaluate.score_tracking`): pair recall/precision, F1 of
 gain and loss events, largest error (percentage points) of turnover ratio and baseline
-survival against the truth under the same edge rule; ``oracle_*`` against the true identities
-of the detections (isolates linking from detection errors).
+survival against the truth under the same edge rule; ``seen_*`` gain/loss F1 on the spines the
+input holds at least once (a spine missing from every input table is a detection error no
+tracker working from those tables can undo); ``oracle_*`` against the true identities of the
+detections (isolates linking from detection errors).
 
     .venv/bin/python benchmarks/bench_tracking.py [--quick]
 """
