@@ -26,7 +26,11 @@ the place shows light but no peak of its own.
    spine: consecutive detections of a track much farther apart than the detections of the
    other tracks between the same sessions, where either image shows no peak at the other's
    place, are two spines (:func:`split_jumps`).
-5. The absences left are measured again: re-found ones count as present (``present=True``,
+5. A spine the linker left in two tracks (a link refused, e.g. by the dendrite gate where the
+   tracings differ) shows as a loss and a gain at one place: tracks at one place (within
+   ``search_um``), on one dendrite, never present together, with no absence between them that
+   the image confirms, are joined (:func:`join_fragments`).
+6. The absences left are measured again: re-found ones count as present (``present=True``,
    ``refound=True``, ``spine_id`` missing); where even the light is below ``min_evidence``
    (nothing the detector would come near) the absence of a spine the image showed when
    detected (level ``>= min_seen_evidence``) is confirmed (``absence_confirmed=True``):
@@ -36,8 +40,10 @@ the place shows light but no peak of its own.
 
 The image cannot judge a position outside the session's traced dendrites (a stretch the
 tracing missed), inside the shaft core, or within ``exclusion_um`` of another spine detected
-in that session (the residual there is the neighbour's): such absences stay unchecked and the
-loss rule K decides. Reviewed rows are left as the reviewer set them.
+(or already re-found) in that session (the residual there is the neighbour's): such absences
+stay unchecked and the loss rule K decides. One place is re-found for one track only, in the
+final check as in step 2 (two fragments of one spine's track would count it twice). Reviewed
+rows are left as the reviewer set them.
 """
 
 from __future__ import annotations
@@ -48,11 +54,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
+from scipy.cluster.hierarchy import DisjointSet
 from scipy.spatial import cKDTree
 
 from imagingkit.errors import ParameterError
 from imagingkit.tracking.fates import FateParams, classify_fates
-from imagingkit.tracking.review import clear_presence, fill_absent_positions, split_track
+from imagingkit.tracking.review import clear_presence, fill_absent_positions, relink, split_track
 
 #: ``evidence(session, points_yxz_ref) -> ratio``: evidence per reference-frame point in a session.
 Evidence = Callable[[int, np.ndarray], np.ndarray]
@@ -289,9 +296,10 @@ def split_jumps(
     return tracks
 
 
-def _near_detection(tracks: pd.DataFrame, rows: np.ndarray, session: int, radius_px: float) -> np.ndarray:
-    """Per row in ``rows``: is another track detected in ``session`` within ``radius_px``?"""
-    here = tracks[(tracks["session"] == session) & tracks["present"] & tracks["spine_id"].notna()]
+def _near_spine(tracks: pd.DataFrame, rows: np.ndarray, session: int, radius_px: float) -> np.ndarray:
+    """Per row in ``rows``: is another track present (detected or re-found) in ``session`` within
+    ``radius_px``? Absent rows are never present, so the row's own track does not count."""
+    here = tracks[(tracks["session"] == session) & tracks["present"]]
     if len(here) == 0 or radius_px <= 0:
         return np.zeros(len(rows), bool)
     dist, _ = cKDTree(here[["y", "x"]].to_numpy(float)).query(tracks.loc[rows, ["y", "x"]].to_numpy(float))
@@ -325,8 +333,8 @@ def measure_evidence(
 def judge_absences(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams) -> pd.DataFrame:
     """Per absent, in-view, unreviewed row with evidence: ``found`` and ``confirmed`` (bool columns).
 
-    A row is judged where the image can say (finite evidence, no other detection within
-    ``exclusion_um``). ``found``: a peak (``peak_evidence``) ``>= min_evidence`` and
+    A row is judged where the image can say (finite evidence, no other spine detected or
+    re-found within ``exclusion_um``). ``found``: a peak (``peak_evidence``) ``>= min_evidence`` and
     ``>= relative_evidence`` times the track's level (median ``peak_evidence`` of its
     detections) — the flank of a neighbour or a dendrite reaching the place is no spine;
     ``confirmed`` (absent): no light at all (``evidence`` below ``min_evidence``) where the
@@ -346,9 +354,7 @@ def judge_absences(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckPa
     sessions = tracks["session"].to_numpy(int)
     for session in np.unique(sessions[todo]):
         rows = np.flatnonzero(todo & (sessions == session))
-        crowded = _near_detection(
-            tracks, tracks.index[rows], int(session), params.exclusion_um / pixel_size_um
-        )
+        crowded = _near_spine(tracks, tracks.index[rows], int(session), params.exclusion_um / pixel_size_um)
         judged[rows[~crowded]] = True
     value = peak.to_numpy(float)
     found = judged & (value >= np.fmax(params.min_evidence, params.relative_evidence * level))
@@ -376,6 +382,69 @@ def missed_spines(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckPar
     return found.loc[keep].sort_values(["session", "track_id"])
 
 
+def join_fragments(
+    tracks: pd.DataFrame,
+    pixel_size_um: float,
+    params: RecheckParams,
+    fates: FateParams = FateParams(),
+    same_dendrite: bool = True,
+) -> pd.DataFrame:
+    """Join tracks that are fragments of one spine (a track table with ``evidence``).
+
+    Where the linker leaves a spine in two tracks (a link refused, e.g. by the dendrite gate
+    where tracings differ, or across a session out of view), each fragment's absences lie at
+    the other's detections: too close to be judged, they count as a loss and a gain. Two
+    tracks are one spine when their present positions agree within ``search_um`` (the spine's
+    scatter between sessions), they are never present in the same session, and in no session
+    between their first and last presence, where neither is present, does the image confirm
+    the absence (:func:`judge_absences`: a spine lost and a new one formed at its place are
+    two spines). With ``same_dendrite`` (the linker's dendrite gate,
+    :attr:`~imagingkit.tracking.link.LinkParams.dendrite_gating`) both must lie on the same
+    reference dendrite (``dendrite_id``): where dendrites cross in a stack, a spine of one may
+    be lost and one of the other form at the same place. Closest pairs first; reviewed tracks
+    are left alone. Positions are compared laterally, as in the rest of the check.
+    """
+    if params.search_um <= 0 or len(tracks) == 0:
+        return tracks
+    confirmed = judge_absences(tracks, pixel_size_um, params)["confirmed"].to_numpy(bool)
+    present = tracks["present"].to_numpy(bool)
+    reviewed = tracks.groupby("track_id")["reviewed"].transform("any").to_numpy(bool)
+    shown = tracks[present & ~reviewed]
+    if shown["track_id"].nunique() < 2:
+        return tracks
+    place = shown.groupby("track_id")[["y", "x"]].mean()
+    gate = same_dendrite and "dendrite_id" in shown
+    dendrite = shown.groupby("track_id")["dendrite_id"].first() if gate else None
+    sessions = {t: set(rows["session"]) for t, rows in shown.groupby("track_id")}
+    empty = {t: set(rows["session"]) for t, rows in tracks[confirmed].groupby("track_id")}
+    tree = cKDTree(place.to_numpy(float) * pixel_size_um)
+    pairs = sorted(
+        tree.query_pairs(params.search_um, output_type="ndarray").tolist(),
+        key=lambda p: np.linalg.norm(place.iloc[p[0]] - place.iloc[p[1]]),
+    )
+    groups = DisjointSet(int(t) for t in place.index)  # a joined group is named by its root track
+    joins = []
+    for i, j in pairs:
+        a, b = groups[int(place.index[i])], groups[int(place.index[j])]
+        if a == b or sessions[a] & sessions[b]:
+            continue
+        if gate and dendrite[a] != dendrite[b]:
+            continue
+        both = sessions[a] | sessions[b]
+        between = set(range(min(both), max(both) + 1)) - both
+        if between & (empty.get(a, set()) | empty.get(b, set())):
+            continue
+        groups.merge(a, b)
+        keep = groups[a]
+        merge = b if keep == a else a
+        sessions[keep] = both
+        empty[keep] = empty.get(a, set()) | empty.get(b, set())
+        joins.append((keep, merge))
+    for keep, merge in joins:
+        tracks = relink(tracks, keep, merge, fates)
+    return tracks
+
+
 def _split_after_confirmed_absence(tracks: pd.DataFrame, fates: FateParams) -> pd.DataFrame:
     """Split tracks that are present again after an image-confirmed absence (a new spine)."""
     confirmed = tracks["absence_confirmed"].to_numpy(bool) & ~tracks["present"].to_numpy(bool)
@@ -399,7 +468,9 @@ def confirm_absences(
     params: RecheckParams = RecheckParams(),
     fates: FateParams = FateParams(),
 ) -> pd.DataFrame:
-    """Final check (step 5 of the module docstring) of a track table with ``evidence``.
+    """Final check (step 6 of the module docstring) of a track table with ``evidence``.
+
+    Re-found rows are one per place (:func:`missed_spines`).
 
     Returns
     -------
@@ -413,7 +484,7 @@ def confirm_absences(
     if "refound" not in out:
         out["refound"] = False
     out["absence_confirmed"] = judged["confirmed"].to_numpy()
-    found = judged["found"].to_numpy()
+    found = judged.index.isin(missed_spines(judged, pixel_size_um, params).index)  # one spine per place
     out.loc[found, "present"] = True
     out.loc[found, "refound"] = True
     out = _split_after_confirmed_absence(out, fates)

@@ -31,6 +31,7 @@ from imagingkit.tracking.recheck import (
     detach_outliers,
     evidence_at,
     evidence_map,
+    join_fragments,
     judge_absences,
     measure_evidence,
     missed_spines,
@@ -254,7 +255,7 @@ def track_spines(
 
 
 def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, params):
-    """Steps 1-5 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, relink, split, confirm.
+    """Steps 1-6 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, relink, split, join, confirm.
 
     ``det`` are the detections before linking, ``linked`` and ``tracks`` the first linking.
     Returns the final ``(linked, tracks)``.
@@ -278,6 +279,8 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
         )
     tracks = tracks.assign(present=tracks["present"].to_numpy(bool) | refound, refound=refound)
     tracks = split_jumps(tracks, peak, pixel, params.recheck, params.fates)
+    tracks = measure_evidence(tracks, light, peak)
+    tracks = join_fragments(tracks, pixel, params.recheck, params.fates, params.link.dendrite_gating)
     tracks = confirm_absences(measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates)
     return _relabel_detections(linked, tracks), tracks
 

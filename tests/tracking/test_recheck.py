@@ -16,6 +16,7 @@ from imagingkit.tracking.recheck import (
     detach_outliers,
     evidence_at,
     evidence_map,
+    join_fragments,
     judge_absences,
     measure_evidence,
     missed_spines,
@@ -130,6 +131,45 @@ def test_one_refound_place_per_spine_and_session():
     tracks = measure_evidence(tracks_of(["100", "001"], positions), constant_evidence([3.0, 3.0, 3.0]))
     missed = missed_spines(judge_absences(tracks, PIXEL_UM, RecheckParams()), PIXEL_UM, RecheckParams())
     assert missed.groupby("session").size().max() == 1
+
+
+def test_the_final_check_refinds_one_spine_per_place():
+    # two fragments of one spine 0.1 um apart, neither detected in session 1, where the image shows it
+    positions = [[(20.0, 20.0)] * 3, [(20.0, 20.5)] * 3]
+    tracks = measure_evidence(tracks_of(["100", "001"], positions), constant_evidence([3.0, 3.0, 3.0]))
+    out = confirm_absences(tracks, PIXEL_UM)
+    assert out[out["session"] == 1]["present"].sum() == 1
+    # one fragment already re-found there (when linking again): the other is not re-found beside it
+    tracks = tracks.assign(refound=False)
+    tracks.loc[(tracks["track_id"] == 1) & (tracks["session"] == 1), ["present", "refound"]] = True
+    out = confirm_absences(tracks, PIXEL_UM)
+    row = out[(out["track_id"] == 0) & (out["session"] == 1)]
+    assert not row["present"].item() and not row["absence_confirmed"].item()
+
+
+def fragments(patterns, evidence, dendrites=(0, 0)):
+    """Two tracks 0.1 um apart (one place) with the given evidence per session."""
+    positions = [[(20.0, 20.0)] * len(patterns[0]), [(20.0, 20.5)] * len(patterns[0])]
+    tracks = tracks_of(patterns, positions).assign(dendrite_id=lambda t: np.take(dendrites, t["track_id"]))
+    return measure_evidence(tracks, constant_evidence(evidence))
+
+
+def test_fragments_of_one_spine_are_joined():
+    # the linker left one spine in two tracks; the image shows it in session 2, between them
+    joined = join_fragments(fragments(["11000", "00011"], [3.0] * 5), PIXEL_UM, RecheckParams())
+    assert joined["track_id"].nunique() == 1
+    assert "".join(joined.sort_values("session")["present"].map("{:d}".format)) == "11011"
+
+
+def test_a_loss_and_a_new_spine_at_its_place_are_not_joined():
+    # the image shows the place empty in session 2: the spine was lost, a new one formed there
+    empty_between = fragments(["11000", "00011"], [3.0, 3.0, 0.0, 3.0, 3.0])
+    assert join_fragments(empty_between, PIXEL_UM, RecheckParams())["track_id"].nunique() == 2
+    # spines of two dendrites crossing at that place (a stack), or both present at once
+    crossing = fragments(["11000", "00111"], [3.0] * 5, dendrites=(0, 1))
+    assert join_fragments(crossing, PIXEL_UM, RecheckParams())["track_id"].nunique() == 2
+    together = fragments(["11100", "00111"], [3.0] * 5)
+    assert join_fragments(together, PIXEL_UM, RecheckParams())["track_id"].nunique() == 2
 
 
 def test_a_flank_is_no_peak():
