@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import tifffile
+from tqdm import tqdm
 
 from imagingkit._atomic import atomic_dir
 from imagingkit.errors import FileFormatError, MissingFileError
@@ -71,10 +73,21 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         params = RigidParams(chunk_frames=args.chunk_frames, bidi_correction=bidi)
-    result = register_movie(
-        recording, args.out, params, channel=args.channel, engine=args.engine, planes=args.plane,
-        write_movie=not args.no_movie,
-    )  # fmt: skip
+    with tqdm(
+        total=recording.n_frames,
+        unit="frame",
+        desc="registering",
+        leave=False,
+        disable=not sys.stderr.isatty(),
+    ) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        result = register_movie(
+            recording, args.out, params, channel=args.channel, engine=args.engine, planes=args.plane,
+            write_movie=not args.no_movie, progress=progress,
+        )  # fmt: skip
     n_bad = int(result.shifts["bad"].sum())
     n_artifact = int(result.shifts["artifact"].sum())
     print(

@@ -15,7 +15,7 @@ import collections
 import dataclasses
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -289,6 +289,7 @@ def register_movie(
     engine: str = "builtin",
     planes: list[int] | None = None,
     write_movie: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RegistrationResult:
     """Register a recording (rigid or piecewise-rigid), streaming it in chunks.
 
@@ -311,6 +312,9 @@ def register_movie(
         Planes to register (default all).
     write_movie : bool
         With ``out_dir``, set False to write everything but ``registered.tif``.
+    progress : callable, optional
+        Called as ``progress(n_frames_done, n_frames)`` after each registered chunk (a
+        progress bar, a log line, a batch scheduler's heartbeat).
 
     Returns
     -------
@@ -353,8 +357,12 @@ def register_movie(
     n_out = (recording.n_frames, len(planes), recording.n_channels, *recording.frame_shape)
 
     def pages() -> Iterator[np.ndarray]:
+        done = 0
         for res in chunks:
             acc.add(res)
+            done += len(res.corr)
+            if progress is not None:
+                progress(done, recording.n_frames)
             yield from res.registered.reshape(-1, *recording.frame_shape)
 
     if out_dir is None:

@@ -77,6 +77,17 @@ def test_shift_only_run_writes_nothing(tmp_path, small_movie):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_progress_is_reported_per_chunk(small_movie):
+    frames, _ = small_movie
+    calls = []
+    register_movie(
+        from_array(frames, frame_rate_hz=30.0),
+        params=RigidParams(chunk_frames=16),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(16, 40), (32, 40), (40, 40)]  # 40 frames in chunks of 16
+
+
 def test_too_few_frames(tmp_path, camera_image):
     rec = from_array(camera_image[None].astype(np.float32))
     with pytest.raises(DataError, match="at least 2 frames"):
