@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from imagingkit.commands._progress import frame_progress
 from imagingkit.errors import MissingFileError
 
 
@@ -73,20 +74,24 @@ def run(args: argparse.Namespace) -> int:
         plane=args.plane,
         channel=args.channel,
     )
-    rois = detect_rois(
-        recording,
-        detection,
-        engine=args.engine,
-        bad_frames=None if flags is None else flags.unusable_for_detection,
-        cell_threshold=args.cell_threshold,
-    )
-    traces = extract_traces(
-        recording,
-        rois,
-        ExtractionParams(plane=args.plane, channel=args.channel),
-        bad_frames=None if flags is None else flags.bad,
-        frame_rate_hz=args.frame_rate_hz,
-    )
+    with frame_progress(recording.n_frames, "detecting ROIs") as progress:
+        rois = detect_rois(
+            recording,
+            detection,
+            engine=args.engine,
+            bad_frames=None if flags is None else flags.unusable_for_detection,
+            cell_threshold=args.cell_threshold,
+            progress=progress,
+        )
+    with frame_progress(recording.n_frames, "extracting traces") as progress:
+        traces = extract_traces(
+            recording,
+            rois,
+            ExtractionParams(plane=args.plane, channel=args.channel),
+            bad_frames=None if flags is None else flags.bad,
+            frame_rate_hz=args.frame_rate_hz,
+            progress=progress,
+        )
     out = write_results(rois, traces, args.out)
     n_bad = 0 if flags is None else int(flags.bad.sum())
     print(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import tifffile
-from tqdm import tqdm
 
 from imagingkit._atomic import atomic_dir
+from imagingkit.commands._progress import frame_progress
 from imagingkit.errors import FileFormatError, MissingFileError
 
 
@@ -73,17 +72,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         params = RigidParams(chunk_frames=args.chunk_frames, bidi_correction=bidi)
-    with tqdm(
-        total=recording.n_frames,
-        unit="frame",
-        desc="registering",
-        leave=False,
-        disable=not sys.stderr.isatty(),
-    ) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.update(done - bar.n)
-
+    with frame_progress(recording.n_frames, "registering") as progress:
         result = register_movie(
             recording, args.out, params, channel=args.channel, engine=args.engine, planes=args.plane,
             write_movie=not args.no_movie, progress=progress,

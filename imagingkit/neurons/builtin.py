@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -53,7 +54,10 @@ MAX_SATURATED_FRACTION = 0.5  # pixels clipped in more frames than this are left
 
 
 def detect_builtin(
-    recording: Recording, params: DetectionParams, bad_frames: np.ndarray | None = None
+    recording: Recording,
+    params: DetectionParams,
+    bad_frames: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[RoiSet, dict]:
     """Detect ROIs with the built-in engine.
 
@@ -64,6 +68,9 @@ def detect_builtin(
     params : DetectionParams
     bad_frames : ndarray of bool, optional
         (T,) frames to leave out.
+    progress : callable, optional
+        Called as ``progress(n_frames_read, n_frames)`` after each chunk of the one streaming
+        pass (binning); the steps after it work on the small binned movie.
 
     Returns
     -------
@@ -74,7 +81,7 @@ def detect_builtin(
         ``binned_traces`` (n_rois, n_bins) in noise units.
     """
     fs = params.frame_rate_hz or recording.frame_rate_hz or 30.0
-    binned, mean_image, bin_frames, noise = bin_movie(recording, params, fs, bad_frames)
+    binned, mean_image, bin_frames, noise = bin_movie(recording, params, fs, bad_frames, progress)
     shape_yx = recording.frame_shape
     info = {"mean_image": mean_image, "bin_frames": bin_frames, "n_bins": len(binned)}
     if len(binned) < 3 or not np.any(binned != binned[:1]):
@@ -98,9 +105,15 @@ def detect_builtin(
 
 # -- 1. binning -------------------------------------------------------------------------
 def bin_movie(
-    recording: Recording, params: DetectionParams, frame_rate_hz: float, bad_frames: np.ndarray | None
+    recording: Recording,
+    params: DetectionParams,
+    frame_rate_hz: float,
+    bad_frames: np.ndarray | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """Stream the recording into time bins and measure per-pixel frame noise.
+
+    ``progress(n_frames_read, n_frames)``, if given, is called after each chunk.
 
     Returns
     -------
@@ -150,6 +163,8 @@ def bin_movie(
             sq_diff += np.where(both, diffs * diffs, 0).sum(axis=0, dtype=np.float64)
             n_diff += both.sum(axis=0)
             previous = frames[-1].copy()
+        if progress is not None:
+            progress(t0 + len(block), n_frames)
     valid = np.flatnonzero(counts > 0)
     for new_index, old_index in enumerate(valid):  # drop empty bins in place (no second copy)
         if new_index != old_index:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from imagingkit.errors import DataError, ParameterError
@@ -29,6 +31,7 @@ def detect_rois(
     engine: str = "builtin",
     bad_frames: np.ndarray | None = None,
     cell_threshold: float = 0.5,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RoiSet:
     """Find ROIs (cells, or small processes in ``mode="small"``) in a registered movie.
 
@@ -44,6 +47,10 @@ def detect_rois(
         (T,) frames to ignore (e.g. the ``bad`` column of shifts.csv).
     cell_threshold : float
         ``is_cell = cell_prob >= cell_threshold``.
+    progress : callable, optional
+        Called as ``progress(n_frames_read, n_frames)``: after each chunk of the built-in
+        engine's streaming pass, and once at the end for suite2p (which reports nothing
+        while it runs).
 
     Returns
     -------
@@ -66,10 +73,12 @@ def detect_rois(
         from imagingkit.neurons.suite2p_engine import detect_suite2p
 
         roi_set = detect_suite2p(recording, params, bad_frames=bad_frames)
+        if progress is not None:
+            progress(recording.n_frames, recording.n_frames)
         return roi_set.with_classification(roi_set.cell_prob, cell_threshold)
     from imagingkit.neurons.builtin import detect_builtin
 
-    roi_set, info = detect_builtin(recording, params, bad_frames=bad_frames)
+    roi_set, info = detect_builtin(recording, params, bad_frames=bad_frames, progress=progress)
     return classify_rois(
         roi_set,
         params.diameter,

@@ -10,6 +10,7 @@ are then demixed from these weighted means by least squares (exact, see
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -112,10 +113,11 @@ def raw_traces(
     plane: int = 0,
     channel: int = 0,
     bad_frames: np.ndarray | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """(n_rows, T) float32 products of a sparse (n_rows, Y * X) matrix with every frame, streamed.
 
-    Bad frames are NaN.
+    Bad frames are NaN. ``progress(n_frames_read, n_frames)``, if given, is called after each chunk.
     """
     out = np.empty((weights.shape[0], recording.n_frames), dtype=np.float32)
     for t0, block in recording.iter_chunks(chunk_frames, plane=plane, channel=channel):
@@ -124,6 +126,8 @@ def raw_traces(
                 block[s0 : s0 + SUB_BLOCK_FRAMES].reshape(-1, weights.shape[1]).astype(np.float32, copy=False)
             )
             out[:, t0 + s0 : t0 + s0 + len(flat)] = (weights @ flat.T).astype(np.float32)
+        if progress is not None:
+            progress(t0 + len(block), recording.n_frames)
     if bad_frames is not None:
         out[:, np.asarray(bad_frames, bool)] = np.nan
     return out
@@ -171,6 +175,7 @@ def extract_traces(
     params: ExtractionParams | None = None,
     bad_frames: np.ndarray | None = None,
     frame_rate_hz: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Traces:
     """Extract F, Fneu, dF/F and spikes for every ROI, streaming the movie once.
 
@@ -185,6 +190,9 @@ def extract_traces(
         (T,) frames that become NaN and are left out of baselines.
     frame_rate_hz : float, optional
         Overrides the recording's rate (30 Hz is assumed when neither is known).
+    progress : callable, optional
+        Called as ``progress(n_frames_read, n_frames)`` after each chunk of the one pass over
+        the movie (a progress bar, a log line, a batch scheduler's heartbeat).
 
     Returns
     -------
@@ -214,7 +222,9 @@ def extract_traces(
         empty = np.zeros((0, n_frames), np.float32)
         return Traces(empty, empty, empty, empty, np.asarray(time_s, float), np.zeros(0), empty)
     stacked = sparse.vstack([roi_set.weight_matrix(), neuropil_masks(roi_set, params)]).tocsr()
-    both = raw_traces(recording, stacked, params.chunk_frames, params.plane, params.channel, bad_frames)
+    both = raw_traces(
+        recording, stacked, params.chunk_frames, params.plane, params.channel, bad_frames, progress
+    )
     F, Fneu = both[:n], both[n:]
     no_annulus = np.asarray(stacked[n:].sum(axis=1)).ravel() == 0
     Fneu[no_annulus] = np.where(np.isfinite(F[no_annulus]), 0.0, np.nan)

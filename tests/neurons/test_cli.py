@@ -52,3 +52,18 @@ def test_cli_missing_input_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nope.tif" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_shows_progress_on_a_terminal_only(tmp_path, capsys, monkeypatch):
+    import sys
+
+    movie, _, _, _ = small_movie(n_frames=300, noise_sd=5.0)
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, movie)
+    args = ["neurons", str(path), "--diameter", "10", "--frame-rate-hz", "30"]
+    assert main([*args, "-o", str(tmp_path / "log")]) == 0
+    assert "frame" not in capsys.readouterr().err  # captured stderr is no terminal: no bar in logs
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main([*args, "-o", str(tmp_path / "tty")]) == 0
+    err = capsys.readouterr().err
+    assert "detecting ROIs" in err and "extracting traces" in err and "/300" in err

@@ -126,3 +126,14 @@ def test_binned_movie_is_capped_in_memory():
     assert params.n_bins_cap((128, 128)) == 1000
     assert params.n_bins_cap((512, 512)) == 600
     assert DetectionParams(max_binned_mb=1).n_bins_cap((512, 512)) == 3
+
+
+def test_progress_is_reported_per_chunk():
+    movie, _, _, _ = small_movie(n_frames=300, noise_sd=5.0)
+    calls = []
+    detect_rois(
+        movie,
+        DetectionParams(diameter_px=10, frame_rate_hz=30.0, chunk_frames=128),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(128, 300), (256, 300), (300, 300)]

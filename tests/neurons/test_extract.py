@@ -200,3 +200,16 @@ def test_demix_keeps_bad_frames_nan():
     traces = extract_traces(movie, RoiSet.from_masks(fp), bad_frames=bad, frame_rate_hz=30.0)
     assert np.isnan(traces.F[:, bad]).all() and np.isfinite(traces.F[:, ~bad]).all()
     assert np.isnan(traces.dff[:, bad]).all() and np.isfinite(traces.dff[:, ~bad]).all()
+
+
+def test_progress_is_reported_per_chunk():
+    movie, fp, _, _ = small_movie(n_frames=120, noise_sd=5.0)
+    calls = []
+    extract_traces(
+        movie,
+        RoiSet.from_masks(fp),
+        ExtractionParams(chunk_frames=50),
+        frame_rate_hz=30.0,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(50, 120), (100, 120), (120, 120)]
