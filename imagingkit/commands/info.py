@@ -24,6 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", help="HDF5 dataset name")
     parser.add_argument("--axes", help="axis order: HDF5 dataset (e.g. yxt) or TIFF page axes (e.g. Z)")
     parser.add_argument("--plane", type=int, help="suite2p: open only planeN")
+    parser.add_argument("--field", type=int, help="ScanImage multi-ROI: open only this field (0-based)")
     parser.add_argument(
         "--no-series", action="store_true", help="TIFF: open this file only, not its numbered series"
     )
@@ -45,7 +46,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> dict:
     """Loader options and field overrides given on the command line."""
     options: dict = {}
-    for name in ("dataset", "axes", "plane", "frame_rate_hz", "volume_rate_hz", "z_step_um", "line_period_s"):
+    for name in (
+        "dataset",
+        "axes",
+        "plane",
+        "field",
+        "frame_rate_hz",
+        "volume_rate_hz",
+        "z_step_um",
+        "line_period_s",
+    ):
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
@@ -95,12 +105,20 @@ def format_summary(summary: dict) -> str:
         f"files           {summary['n_files']}"
         + (f"  ({summary['files'][0]} ...)" if summary["files"] else ""),
     ]
+    for index, field in enumerate(summary.get("scanfields") or []):
+        size = field["pixel_size_um"]
+        lines.append(
+            f"field {index:<9} {field['name']}: {field['n_rows']} x {field['n_cols']} px from page row "
+            f"{field['row_start']}" + ("" if size is None else f", {size[0]:.4g} x {size[1]:.4g} µm (y x)")
+        )
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     recording = open_recording(args.path, **options_from_args(args))
     summary = {k: _json_safe(v) for k, v in recording.summary().items()}
+    if recording.metadata.get("scanfields"):
+        summary["scanfields"] = recording.metadata["scanfields"]
     warnings = recording.metadata.get("warnings") or []
     if args.json:
         summary["warnings"] = list(warnings)

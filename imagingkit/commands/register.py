@@ -39,6 +39,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="bidirectional scan phase correction (auto: when the file says bidirectional)",
     )  # fmt: skip
     parser.add_argument("--frame-rate-hz", type=float, help="override the frame rate (Hz)")
+    parser.add_argument("--field", type=int, help="ScanImage multi-ROI: register only this field (0-based)")
     parser.set_defaults(func=run)
 
     sessions = subparsers.add_parser(
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from imagingkit.motion import NonRigidParams, RigidParams, register_movie
 
     overrides = {} if args.frame_rate_hz is None else {"frame_rate_hz": args.frame_rate_hz}
+    if args.field is not None:
+        overrides["field"] = args.field
     recording = open_recording(args.movie, **overrides)
     bidi = {"auto": None, "on": True, "off": False}[args.bidi]
     if args.nonrigid:

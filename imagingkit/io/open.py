@@ -25,7 +25,8 @@ def open_recording(path: str | Path, **overrides: Any) -> Recording:
     **overrides
         Loader options — TIFF: ``series`` (False: this file only), ``axes``
         (meaning of the page axes, e.g. ``"Z"``), ``fov_um_at_zoom1``
-        (ScanImage µm calibration); HDF5: ``dataset``, ``axes``; suite2p:
+        (ScanImage µm calibration), ``field`` (one field of a ScanImage
+        multi-ROI file, 0-based); HDF5: ``dataset``, ``axes``; suite2p:
         ``plane`` — and any :class:`Recording` field to replace a wrong or
         missing value, e.g. ``frame_rate_hz=30.0`` or ``pixel_size_um=0.5``.
 
@@ -46,9 +47,9 @@ def open_recording(path: str | Path, **overrides: Any) -> Recording:
     return rec.with_overrides(**overrides)
 
 
-LOADER_OPTIONS = ("dataset", "axes", "plane", "series", "fov_um_at_zoom1")
+LOADER_OPTIONS = ("dataset", "axes", "plane", "series", "fov_um_at_zoom1", "field")
 _OPTIONS_BY_LOADER = {
-    "tiff": ("axes", "series", "fov_um_at_zoom1"),
+    "tiff": ("axes", "series", "fov_um_at_zoom1", "field"),
     "hdf5": ("dataset", "axes"),
     "suite2p": ("plane",),
     "scanbox": (),

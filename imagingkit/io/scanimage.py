@@ -326,6 +326,121 @@ def info_from_scanimage2016(
     )
 
 
+# -- multi-ROI (mROI) fields ----------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ScanField:
+    """One imaging ROI of a ScanImage multi-ROI acquisition, as it lies in every page.
+
+    ScanImage stores the ROIs of one frame one below the other in a single page, in the
+    order of the ROI group, with ``round(SI.hScan2D.flytoTimePerScanfield /
+    SI.hRoiManager.linePeriod)`` lines recorded while the scanners fly from one ROI to the
+    next (the layout scanreader and suite2p's mesoscope reader assume).
+
+    Attributes
+    ----------
+    name : str
+        The ROI's name in the ROI group.
+    row_start : int
+        First page row of the field.
+    n_rows, n_cols : int
+        Lines and pixels per line (``pixelResolutionXY`` reversed).
+    center_xy_deg, size_xy_deg : (float, float)
+        Scanfield centre and size in scan angle (degrees), as ScanImage gives them.
+    pixel_size_um : (float, float) or None
+        (y, x) µm per pixel: ``sizeXY * SI.objectiveResolution / pixelResolutionXY``.
+    """
+
+    name: str
+    row_start: int
+    n_rows: int
+    n_cols: int
+    center_xy_deg: tuple[float, float]
+    size_xy_deg: tuple[float, float]
+    pixel_size_um: tuple[float, float] | None
+
+
+def _imaging_rois(roi_groups: dict) -> list[dict]:
+    group = roi_groups.get("imagingRoiGroup") if isinstance(roi_groups, dict) else None
+    rois = group.get("rois") if isinstance(group, dict) else None
+    rois = [rois] if isinstance(rois, dict) else list(rois or [])
+    return [r for r in rois if isinstance(r, dict) and r.get("enable", 1) not in (0, False)]
+
+
+def multiroi_fields(header: dict, roi_groups: dict, page_shape_yx: tuple[int, int], path) -> list[ScanField]:
+    """The fields of a multi-ROI acquisition, or an empty list for an ordinary one.
+
+    Parameters
+    ----------
+    header : dict
+        Parsed ``SI.*`` header.
+    roi_groups : dict
+        The ROI groups JSON.
+    page_shape_yx : (int, int)
+        Size of one TIFF page.
+    path : Path
+        The file, for error messages.
+
+    Raises
+    ------
+    MetadataError
+        The ROIs and fly-to lines do not add up to the page height, or a ROI is imaged
+        only at some depths (discrete plane mode), which this reader does not lay out.
+    """
+    rois = _imaging_rois(roi_groups)
+    if not _flag(header, "SI.hRoiManager.mroiEnable") or len(rois) < 2:
+        return []
+    line_period = _number(header, "SI.hRoiManager.linePeriod")
+    flyto = _number(header, "SI.hScan2D.flytoTimePerScanfield", default=0.0)
+    if not line_period:
+        raise MetadataError(
+            f"{path}: multi-ROI file without SI.hRoiManager.linePeriod; cannot find its fields"
+        )
+    n_fly_lines = round(flyto / line_period)
+    um_per_deg = _number(header, "SI.objectiveResolution")
+    fields, row = [], 0
+    for i, roi in enumerate(rois):
+        if _flag(roi, "discretePlaneMode"):
+            raise MetadataError(f"{path}: ROI {i + 1} is imaged at discrete planes only; not supported")
+        scanfield = roi.get("scanfields")
+        scanfield = scanfield[0] if isinstance(scanfield, list) and scanfield else scanfield
+        if not isinstance(scanfield, dict):
+            raise MetadataError(f"{path}: ROI {i + 1} of the imaging ROI group has no scanfield")
+        pixels_xy = _flat_numbers(scanfield.get("pixelResolutionXY")).astype(int)
+        size_xy = _flat_numbers(scanfield.get("sizeXY"))
+        center_xy = _flat_numbers(scanfield.get("centerXY"))
+        if pixels_xy.size != 2 or np.any(pixels_xy < 1):
+            raise MetadataError(f"{path}: ROI {i + 1} has no valid pixelResolutionXY")
+        pixel_size = None
+        if um_per_deg and size_xy.size == 2:
+            pixel_size = (
+                float(size_xy[1] * um_per_deg / pixels_xy[1]),
+                float(size_xy[0] * um_per_deg / pixels_xy[0]),
+            )
+        fields.append(
+            ScanField(
+                name=str(roi.get("name") or f"ROI {i + 1}"),
+                row_start=row,
+                n_rows=int(pixels_xy[1]),
+                n_cols=int(pixels_xy[0]),
+                center_xy_deg=tuple(float(v) for v in center_xy[:2])
+                if center_xy.size >= 2
+                else (np.nan, np.nan),
+                size_xy_deg=tuple(float(v) for v in size_xy[:2]) if size_xy.size == 2 else (np.nan, np.nan),
+                pixel_size_um=pixel_size,
+            )
+        )
+        row += int(pixels_xy[1]) + n_fly_lines
+    height = row - n_fly_lines
+    widest = max(f.n_cols for f in fields)
+    if height != page_shape_yx[0] or widest > page_shape_yx[1]:
+        raise MetadataError(
+            f"{path}: {len(fields)} multi-ROI fields of {[f.n_rows for f in fields]} lines with {n_fly_lines} "
+            f"fly-to lines between them make {height} x {widest} pixels, but pages are "
+            f"{page_shape_yx[0]} x {page_shape_yx[1]}"
+        )
+    return fields
+
+
 # -- per-frame data -------------------------------------------------------------------
 _FRAME_LINE = re.compile(r"^[ \t]*([A-Za-z_][\w.]*)[ \t]*=[ \t]*(.*?)[ \t]*\r?$", re.MULTILINE)
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:Inf|inf|NaN|nan)")

@@ -81,9 +81,13 @@ class TiffPageSource:
         Pixel type with the files' byte order.
     raw : bool
         Read raw bytes at ``page_offset`` (uncompressed data) instead of decoding with tifffile.
+    crop_yx : (slice, slice), optional
+        The part of every page to return (one field of a ScanImage multi-ROI page).
     """
 
-    def __init__(self, files, page_file, page_local, page_offset, page_index, page_shape, file_dtype, raw):
+    def __init__(
+        self, files, page_file, page_local, page_offset, page_index, page_shape, file_dtype, raw, crop_yx=None
+    ):
         self.files = tuple(files)
         self.page_file = np.asarray(page_file, dtype=np.int64)
         self.page_local = np.asarray(page_local, dtype=np.int64)
@@ -93,9 +97,11 @@ class TiffPageSource:
         self.file_dtype = np.dtype(file_dtype)
         self.dtype = self.file_dtype.newbyteorder("=")
         self.raw = raw
+        self.crop_yx = crop_yx or (slice(0, self.page_shape[0]), slice(0, self.page_shape[1]))
         samples = self.page_shape[2] if len(self.page_shape) == 3 else 1
         n_time, n_planes, n_page_channels = self.page_index.shape
-        self.shape = (n_time, n_planes, n_page_channels * samples, *self.page_shape[:2])
+        rows, cols = (len(range(self.page_shape[i])[self.crop_yx[i]]) for i in (0, 1))
+        self.shape = (n_time, n_planes, n_page_channels * samples, rows, cols)
         self._tiffs: OrderedDict[int, tifffile.TiffFile] = OrderedDict()
         self._reader = RawReader(self.files)
 
@@ -114,12 +120,13 @@ class TiffPageSource:
         else:
             for i, page in enumerate(pages):
                 block[i] = self._decode(int(page))
+        block = block[:, self.crop_yx[0], self.crop_yx[1]]
         n = t_stop - t_start
         _, n_planes, n_channels, ny, nx = self.shape
         if len(self.page_shape) == 3:  # (pages, Y, X, S) -> (n, Z, Cp*S, Y, X)
             block = block.reshape(n, n_planes, -1, ny, nx, self.page_shape[2])
             return np.ascontiguousarray(np.moveaxis(block, 5, 3).reshape(n, n_planes, n_channels, ny, nx))
-        return block.reshape(n, n_planes, n_channels, ny, nx)
+        return np.ascontiguousarray(block).reshape(n, n_planes, n_channels, ny, nx)
 
     def _decode(self, page: int) -> np.ndarray:
         f = int(self.page_file[page])
@@ -491,6 +498,7 @@ def open_tiff(
     series: bool = True,
     axes: str | None = None,
     fov_um_at_zoom1: float | tuple[float, float] | None = None,
+    field: int | None = None,
 ) -> Recording:
     """Open a TIFF recording (one file, a numbered series, or a folder holding one series).
 
@@ -508,6 +516,10 @@ def open_tiff(
     fov_um_at_zoom1 : float or (float, float) or None
         Field of view (µm, scalar or (y, x)) of the microscope at zoom 1, used
         for ScanImage files whose header has no µm calibration.
+    field : int or None
+        For a ScanImage multi-ROI (mROI) file, the 0-based field (imaging ROI) to open;
+        the fields are listed in ``metadata["scanfields"]`` (and by ``imagingkit info``).
+        Without it such a file opens as whole pages, fly-to lines included, with a warning.
 
     Returns
     -------
@@ -533,15 +545,22 @@ def open_tiff(
     warnings = [w for s in scans for w in s.warnings]
     metadata: dict = {"tiff_kind": first.kind, "warnings": warnings, "first_page": first.first_page}
     fields: dict = {}
+    crop_yx = None
     if first.kind in ("scanimage", "scanimage3"):
         page_index, fields, metadata = _scanimage_layout(scans, shape_yx, fov_um_at_zoom1, metadata)
+        crop_yx = _choose_field(metadata, fields, field, first.path)
         fmt = "scanimage"
     else:
+        if field not in (None, 0):
+            raise ParameterError(
+                f"field={field}: {first.path} is no ScanImage multi-ROI file; it has one field"
+            )
         page_index = _multi_file_page_index(scans, axes)
         fmt = "tiff"
         metadata["imagej"] = first.imagej
         fields["pixel_size_um"] = _generic_pixel_size(first)
         fields.update(_imagej_timing(first.imagej, page_index.shape[1]))
+    crop_yx = _choose_field(metadata, fields, field, first.path)
     source = TiffPageSource(
         [s.path for s in scans],
         page_file,
@@ -551,6 +570,7 @@ def open_tiff(
         first.page_shape,
         first.dtype,
         first.raw,
+        crop_yx,
     )
     return make_recording(source, fmt, source_files=tuple(s.path for s in scans), metadata=metadata, **fields)
 
@@ -624,6 +644,8 @@ def _scanimage_layout(scans, shape_yx, fov_um_at_zoom1, metadata):
         with tifffile.TiffFile(first.path) as tif:
             header, roi_groups = scanimage.static_metadata(tif)
         info = scanimage.info_from_scanimage2016(header, roi_groups, shape_yx, fov_um_at_zoom1)
+        scanfields = scanimage.multiroi_fields(header, roi_groups, shape_yx, first.path)
+        metadata["scanfields"] = [dataclasses.asdict(f) for f in scanfields]
         descriptions = [d for s in scans for d in s.descriptions]
         frame_data = scanimage.parse_frame_descriptions(descriptions)
         _check_frame_continuity(scans, frame_data["frame_numbers"])
@@ -656,6 +678,31 @@ def _scanimage_layout(scans, shape_yx, fov_um_at_zoom1, metadata):
     if first.kind == "scanimage3":
         metadata["trigger_time"] = info.header.get("state.internal.triggerTimeString")
     return page_index, fields, metadata
+
+
+def _choose_field(metadata: dict, fields: dict, field: int | None, path: Path):
+    """The page crop of the chosen multi-ROI field (and its pixel size), or None for whole pages."""
+    scanfields = metadata.get("scanfields") or []
+    if not scanfields:
+        if field not in (None, 0):
+            raise ParameterError(f"field={field}: {path} is no ScanImage multi-ROI file; it has one field")
+        return None
+    if field is None:
+        sizes = {f["pixel_size_um"] for f in scanfields}
+        fields["pixel_size_um"] = sizes.pop() if len(sizes) == 1 else None
+        metadata["warnings"].append(
+            f"{path}: {len(scanfields)} ScanImage multi-ROI fields are stacked in each page "
+            f"({', '.join(f['name'] for f in scanfields)}); open one with field=0..{len(scanfields) - 1}"
+        )
+        return None
+    if not 0 <= field < len(scanfields):
+        raise ParameterError(
+            f"field={field}: {path} has {len(scanfields)} multi-ROI fields (0..{len(scanfields) - 1})"
+        )
+    chosen = scanfields[field]
+    fields["pixel_size_um"] = chosen["pixel_size_um"]
+    metadata["field"] = field
+    return slice(chosen["row_start"], chosen["row_start"] + chosen["n_rows"]), slice(0, chosen["n_cols"])
 
 
 def _check_frame_continuity(scans: list[_FileScan], frame_numbers: np.ndarray) -> None:

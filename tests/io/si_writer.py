@@ -32,8 +32,9 @@ def si_header(
     z_step_um=2.0,
     volume_rate_hz=None,
     lines_pixels=(32, 48),
+    extra_lines=(),
 ) -> str:
-    """The non-varying ``SI.*`` header text (Software tag)."""
+    """The non-varying ``SI.*`` header text (Software tag); ``extra_lines`` are appended as given."""
     chan = "[" + ";".join(str(c) for c in channels) + "]" if len(channels) > 1 else str(channels[0])
     lines = [
         "SI.VERSION_MAJOR = '2016b'",
@@ -60,7 +61,7 @@ def si_header(
         lines.append(
             f"SI.hRoiManager.imagingFovUm = [{-w / 2} {-h / 2};{w / 2} {-h / 2};{w / 2} {h / 2};{-w / 2} {h / 2}]"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, *extra_lines])
 
 
 def roi_groups_json(size_xy_deg=(4.0, 2.0), pixels_xy=(48, 32)) -> str:
@@ -84,6 +85,21 @@ def roi_groups_json(size_xy_deg=(4.0, 2.0), pixels_xy=(48, 32)) -> str:
             }
         }
     )
+
+
+def mroi_groups_json(fields) -> str:
+    """ROI groups of a multi-ROI acquisition: ``fields`` are (name, centerXY, sizeXY, pixelResolutionXY)."""
+    rois = [
+        {
+            "ver": 1,
+            "name": name,
+            "enable": 1,
+            "discretePlaneMode": 0,
+            "scanfields": {"centerXY": list(center), "sizeXY": list(size), "pixelResolutionXY": list(pixels)},
+        }
+        for name, center, size, pixels in fields
+    ]
+    return json.dumps({"RoiGroups": {"imagingRoiGroup": {"ver": 1, "name": "MROI", "rois": rois}}})
 
 
 def frame_description(
@@ -121,11 +137,13 @@ def write_scanimage_series(
     aux: dict | None = None,
     bigtiff: bool = True,
     jitter_s: float = 0.0,
+    roi_groups: str | None = None,
 ) -> list[Path]:
     """Write ``pages`` ((n_pages, Y, X), already in ScanImage interleaved order) to one or more files.
 
     ``aux`` maps an aux channel k to event times (s); each event is written in
-    the description of the frame during which it happened.
+    the description of the frame during which it happened. ``roi_groups`` is the ROI
+    groups JSON (default: one imaging ROI covering the page).
     """
     folder.mkdir(parents=True, exist_ok=True)
     n_pages = len(pages)
@@ -146,7 +164,7 @@ def write_scanimage_series(
                     pages[p],
                     description=desc,
                     software=header,
-                    extratags=[(315, "s", 0, roi_groups_json(), True)],
+                    extratags=[(315, "s", 0, roi_groups or roi_groups_json(), True)],
                     metadata=None,
                     contiguous=False,
                 )

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from imagingkit.errors import FileFormatError
+from imagingkit.errors import FileFormatError, MetadataError, ParameterError
 from imagingkit.io import open_recording
 from imagingkit.io import scanimage as si
-from tests.io.si_writer import si_header, write_scanimage_series
+from tests.io.si_writer import mroi_groups_json, si_header, write_scanimage_series
 
 
 def _interleaved(n_volumes, n_saved_planes, n_channels, shape=(32, 48)):
@@ -174,3 +174,102 @@ def test_reads_the_synth_scanimage_writer(tmp_path):
     assert rec.volume_rate_hz == pytest.approx(10.0) and rec.z_step_um == pytest.approx(3.0)
     assert rec.pixel_size_um == pytest.approx((0.8, 0.5))
     np.testing.assert_allclose(rec.trigger_times_s["auxTrigger1"], [0.05, 0.25], atol=1e-6)
+
+
+# two fields, 40 and 24 lines of 48 pixels, with round(0.0005 / 6.3e-05) = 8 fly-to lines between them
+MROI_FIELDS = [("dendrite", (-3.0, 0.0), (2.0, 2.5), (48, 40)), ("soma", (4.0, 1.0), (1.6, 1.2), (40, 24))]
+MROI_HEADER = si_header(
+    lines_pixels=(72, 48),
+    fov_um=(400.0, 400.0),  # the whole scannable field: not one field's size
+    extra_lines=("SI.hRoiManager.mroiEnable = true", "SI.hScan2D.flytoTimePerScanfield = 0.0005"),
+)
+
+
+def _mroi_pages(n_frames):
+    """Pages laid out as ScanImage stores mROI frames: field 0, fly-to lines, field 1 (narrower)."""
+    pages = np.full((n_frames, 72, 48), 30000, np.int16)  # fly-to lines and unused columns: garbage
+    for t in range(n_frames):
+        pages[t, :40, :48] = 100 + t
+        pages[t, 48:72, :40] = 200 + t
+    return pages
+
+
+def test_multiroi_fields_open_one_at_a_time(tmp_path):
+    files = write_scanimage_series(
+        tmp_path,
+        _mroi_pages(5),
+        MROI_HEADER,
+        frame_rate_hz=10.0,
+        n_channels=1,
+        roi_groups=mroi_groups_json(MROI_FIELDS),
+    )
+    whole = open_recording(files[0])
+    assert [f["name"] for f in whole.metadata["scanfields"]] == ["dendrite", "soma"]
+    assert [f["row_start"] for f in whole.metadata["scanfields"]] == [0, 48]
+    assert "2 ScanImage multi-ROI fields" in whole.metadata["warnings"][-1]
+    assert whole.frame_shape == (72, 48)
+    for index, (rows, cols, value) in enumerate([(40, 48, 100), (24, 40, 200)]):
+        rec = open_recording(files[0], field=index)
+        assert rec.frame_shape == (rows, cols)
+        data = np.asarray(rec.data[0:5, 0, 0])
+        np.testing.assert_array_equal(
+            data, np.broadcast_to((value + np.arange(5))[:, None, None], (5, rows, cols))
+        )
+        size_x, size_y = MROI_FIELDS[index][2]
+        assert rec.pixel_size_um == pytest.approx((size_y * 15 / rows, size_x * 15 / cols))
+        np.testing.assert_allclose(rec.time_s, np.arange(5) / 10.0)
+    with pytest.raises(ParameterError, match=r"field=2: .*has 2 multi-ROI fields"):
+        open_recording(files[0], field=2)
+
+
+def test_multiroi_layout_that_does_not_fit_the_pages_is_an_error(tmp_path):
+    fields = [MROI_FIELDS[0], ("soma", (4.0, 1.0), (1.6, 1.2), (40, 30))]  # 40 + 8 + 30 = 78 lines != 72
+    files = write_scanimage_series(
+        tmp_path,
+        _mroi_pages(2),
+        MROI_HEADER,
+        frame_rate_hz=10.0,
+        n_channels=1,
+        roi_groups=mroi_groups_json(fields),
+    )
+    with pytest.raises(
+        MetadataError, match=r"file_00001.tif: 2 multi-ROI fields of \[40, 30\] lines .* 72 x 48"
+    ):
+        open_recording(files[0])
+
+
+def test_field_of_an_ordinary_file(tmp_path):
+    files = write_scanimage_series(
+        tmp_path, _interleaved(2, 1, 1), si_header(), frame_rate_hz=30.0, n_channels=1
+    )
+    assert open_recording(files[0], field=0).frame_shape == (32, 48)
+    assert "scanfields" in open_recording(files[0]).metadata
+    with pytest.raises(ParameterError, match="no ScanImage multi-ROI file"):
+        open_recording(files[0], field=1)
+
+
+def test_info_lists_the_fields_and_register_takes_one(tmp_path, capsys):
+    from imagingkit.cli import main
+
+    pages = _mroi_pages(6)
+    pages[:, 48:72, :40] = np.random.default_rng(0).integers(0, 3000, (24, 40))  # texture to align on
+    files = write_scanimage_series(
+        tmp_path,
+        pages,
+        MROI_HEADER,
+        frame_rate_hz=10.0,
+        n_channels=1,
+        roi_groups=mroi_groups_json(MROI_FIELDS),
+    )
+    assert main(["info", str(files[0])]) == 0
+    out, err = capsys.readouterr()
+    assert "field 0         dendrite: 40 x 48 px from page row 0" in out
+    assert "field 1         soma: 24 x 40 px from page row 48" in out and "field=0..1" in err
+    assert main(["info", str(files[0]), "--field", "1", "--json"]) == 0
+    assert '"shape": [6, 1, 1, 24, 40]' in capsys.readouterr().out
+    assert (
+        main(["register", str(files[0]), "--field", "1", "--bidi", "off", "-o", str(tmp_path / "reg")]) == 0
+    )
+    registered = tifffile.imread(tmp_path / "reg" / "registered.tif").reshape(-1, 24, 40).astype(float)
+    assert registered.shape == (6, 24, 40)  # the soma field alone, no fly-to lines
+    assert np.corrcoef(registered[0].ravel(), pages[0, 48:72, :40].ravel())[0, 1] > 0.8
