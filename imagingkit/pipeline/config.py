@@ -19,6 +19,7 @@ Example
     triggers = "m01/day0/triggers.npz"
     structural = "m01/day0/dendrite.tif"
     behaviour = "m01/behaviour.csv"
+    # field = 1   (ScanImage multi-ROI file: one field per session entry; 0-based)
 
     [subjects.m01]
     age = "P90D"
@@ -62,6 +63,7 @@ SESSION_KEYS: dict[str, type | tuple[type, ...]] = {
     "frame_rate_hz": (int, float),
     "pixel_size_um": (int, float),
     "z_step_um": (int, float),
+    "field": int,
 }
 SESSION_FILE_KEYS = ("functional", "triggers", "events", "structural", "structural_spines", "behaviour")
 TOP_KEYS = {"experiment", "sessions", "parameters", "subjects"}
@@ -86,6 +88,7 @@ class SessionConfig:
     frame_rate_hz: float | None = None
     pixel_size_um: float | None = None
     z_step_um: float | None = None
+    field: int | None = None  # one field of a ScanImage multi-ROI functional recording
 
     @property
     def key(self) -> str:
@@ -209,6 +212,8 @@ def _parse_session(raw: Any, index: int, base_dir: Path, where: str) -> SessionC
             value = file_path
         elif key in ("time_h", "frame_rate_hz", "pixel_size_um", "z_step_um"):
             value = float(value)
+        elif key == "field" and value < 0:
+            raise ParameterError(f"{where}: {label}.field should be a field number >= 0, got {value}")
         values[key] = value
     if not any(k in values for k in ("functional", "structural")):
         raise ParameterError(f"{where}: {label} has neither a 'functional' nor a 'structural' file")

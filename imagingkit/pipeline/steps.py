@@ -107,6 +107,8 @@ def _open_functional(session: SessionConfig):
         overrides["frame_rate_hz"] = session.frame_rate_hz
     if session.pixel_size_um is not None:
         overrides["pixel_size_um"] = (session.pixel_size_um, session.pixel_size_um)
+    if session.field is not None:
+        overrides["field"] = session.field
     return open_recording(session.functional, **overrides)
 
 
@@ -149,7 +151,7 @@ def register_step(session: SessionConfig, table: dict[str, Any], sdir: Path) -> 
 
 def _record(session: SessionConfig, table: dict[str, Any]) -> dict[str, Any]:
     """The parameters that enter a step's key: the step table plus session overrides."""
-    overrides = {k: getattr(session, k) for k in ("frame_rate_hz", "pixel_size_um", "z_step_um")}
+    overrides = {k: getattr(session, k) for k in ("frame_rate_hz", "pixel_size_um", "z_step_um", "field")}
     return {**table, "session_overrides": {k: v for k, v in overrides.items() if v is not None}}
 
 

@@ -220,6 +220,11 @@ def test_multiroi_fields_open_one_at_a_time(tmp_path):
         np.testing.assert_allclose(rec.time_s, np.arange(5) / 10.0)
     with pytest.raises(ParameterError, match=r"field=2: .*has 2 multi-ROI fields"):
         open_recording(files[0], field=2)
+    from imagingkit.pipeline.config import SessionConfig
+    from imagingkit.pipeline.steps import _open_functional
+
+    session = SessionConfig(animal="m01", id="day0", time_h=0.0, functional=files[0], field=1)
+    assert _open_functional(session).frame_shape == (24, 40)  # a pipeline session opens its field
 
 
 def test_multiroi_layout_that_does_not_fit_the_pages_is_an_error(tmp_path):

@@ -49,6 +49,13 @@ def test_good_config_fills_defaults_and_resolves_paths(tmp_path):
     assert [s.key for s in config.sessions] == ["m01/day0", "m01/day1"]
     assert config.sessions[0].functional == (tmp_path / "movie.tif").resolve()
     assert config.sessions[1].functional is None
+    assert config.sessions[0].field is None
+    assert (
+        load_config(write(tmp_path, GOOD.replace("time_h = 0\n", "time_h = 0\nfield = 2\n")))
+        .sessions[0]
+        .field
+        == 2
+    )
     assert config.parameters["stim"]["window"]["response_s"] == [0.0, 2.0]
     assert config.parameters["stim"]["window"]["baseline_s"] == STEP_DEFAULTS["stim"]["window"]["baseline_s"]
     assert config.parameters["spines"]["detect"]["sensitivity"] == 1.5
@@ -95,6 +102,12 @@ def test_good_config_fills_defaults_and_resolves_paths(tmp_path):
         (("response_s = [0.0, 2.0]", "response_s = [2.0, 0.0]"), ParameterError, "parameters.stim:"),
         (('id = "day1"', 'id = "day0"'), ParameterError, "duplicate session(s) ['m01/day0']"),
         (('animal = "m01"\nid = "day1"', 'id = "day1"'), ParameterError, "missing the required key 'animal'"),
+        (
+            ("time_h = 0\n", "time_h = 0\nfield = -1\n"),
+            ParameterError,
+            "sessions[0].field should be a field number",
+        ),
+        (("time_h = 0\n", "time_h = 0\nfield = 1.5\n"), ParameterError, "sessions[0].field should be int"),
     ],
 )
 def test_bad_configs_name_the_problem(tmp_path, edit, error, message):
