@@ -58,8 +58,13 @@ def lazy_dask(recording: Recording, chunk_frames: int = 1) -> da.Array:
     )
 
 
-def recording_layers(recording: Recording, name: str) -> list[tuple]:
-    """One (T, Z, Y, X) image layer per channel with scale (1, z_step_um, pixel_size_um)."""
+def recording_layers(
+    recording: Recording, name: str, translate_yx_um: tuple[float, float] = (0.0, 0.0)
+) -> list[tuple]:
+    """One (T, Z, Y, X) image layer per channel with scale (1, z_step_um, pixel_size_um).
+
+    ``translate_yx_um`` places the image's corner (a multi-ROI field within the scanned field).
+    """
     data = lazy_dask(recording)
     py, px = recording.pixel_size_um or (1.0, 1.0)
     scale = (1.0, float(recording.z_step_um or 1.0), float(py), float(px))
@@ -72,6 +77,7 @@ def recording_layers(recording: Recording, name: str) -> list[tuple]:
         meta = {
             "name": f"{name}{suffix}",
             "scale": scale,
+            "translate": (0.0, 0.0, *(float(v) for v in translate_yx_um)),
             "axis_labels": ("t", "z", "y", "x"),
             "colormap": colormaps[channel],
             "blending": "additive" if recording.n_channels > 1 else "translucent",
@@ -87,10 +93,30 @@ def recording_layers(recording: Recording, name: str) -> list[tuple]:
 
 
 def read_recording(path) -> list[tuple]:
-    """Read a ScanImage/TIFF (series), Scanbox or HDF5 recording lazily."""
+    """Read a ScanImage/TIFF (series), Scanbox or HDF5 recording lazily.
+
+    A ScanImage multi-ROI file gives one layer per field, each placed where it was scanned.
+    """
     path = Path(path)
     recording = open_recording(path)
-    return recording_layers(recording, path.stem)
+    scanfields = recording.metadata.get("scanfields") or []
+    if not scanfields:
+        return recording_layers(recording, path.stem)
+    um_per_deg = recording.metadata.get("header", {}).get("SI.objectiveResolution")
+    layers = []
+    for index, field in enumerate(scanfields):
+        corner = field_corner_yx_um(field, um_per_deg)
+        layers += recording_layers(open_recording(path, field=index), f"{path.stem} {field['name']}", corner)
+    return layers
+
+
+def field_corner_yx_um(field: dict, um_per_deg: float | None) -> tuple[float, float]:
+    """Top-left corner (µm) of a multi-ROI field from its scan-angle centre and size; (0, 0) uncalibrated."""
+    if not um_per_deg:
+        return 0.0, 0.0
+    (cx, cy), (sx, sy) = field["center_xy_deg"], field["size_xy_deg"]
+    corner = ((cy - sy / 2) * um_per_deg, (cx - sx / 2) * um_per_deg)
+    return corner if np.all(np.isfinite(corner)) else (0.0, 0.0)
 
 
 # -- suite2p output folders ----------------------------------------------------------------------------------

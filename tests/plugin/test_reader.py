@@ -51,6 +51,28 @@ def test_recording_reader_splits_channels_and_keeps_planes(tmp_path):
     assert layers[0][1]["colormap"] != layers[1][1]["colormap"]
 
 
+def test_multiroi_fields_become_layers_placed_where_they_were_scanned(tmp_path):
+    from tests.io.si_writer import mroi_groups_json, si_header, write_scanimage_series
+
+    fields = [("dendrite", (-3.0, 0.0), (2.0, 2.5), (48, 40)), ("soma", (4.0, 1.0), (1.6, 1.2), (40, 24))]
+    header = si_header(
+        lines_pixels=(72, 48),
+        extra_lines=("SI.hRoiManager.mroiEnable = true", "SI.hScan2D.flytoTimePerScanfield = 0.0005"),
+    )
+    pages = np.zeros((3, 72, 48), np.int16)
+    pages[:, :40, :48], pages[:, 48:72, :40] = 100, 200
+    files = write_scanimage_series(
+        tmp_path, pages, header, frame_rate_hz=10.0, n_channels=1, roi_groups=mroi_groups_json(fields)
+    )
+    layers = _reader.read_recording(str(files[0]))
+    assert [meta["name"] for _, meta, _ in layers] == ["file_00001 dendrite", "file_00001 soma"]
+    assert [data.shape for data, _, _ in layers] == [(3, 1, 40, 48), (3, 1, 24, 40)]
+    assert [int(np.asarray(data[0, 0]).max()) for data, _, _ in layers] == [100, 200]  # no fly-to lines
+    # corners from the scan-angle centre and size (degrees) x objectiveResolution (15 µm/deg)
+    assert layers[0][1]["translate"] == pytest.approx((0, 0, (0.0 - 1.25) * 15, (-3.0 - 1.0) * 15))
+    assert layers[1][1]["translate"] == pytest.approx((0, 0, (1.0 - 0.6) * 15, (4.0 - 0.8) * 15))
+
+
 def test_reader_declines_what_it_cannot_read(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     assert _reader.get_recording_reader(str(tmp_path / "notes.txt")) is None
