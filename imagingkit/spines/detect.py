@@ -18,6 +18,12 @@ A spine head is a compact blob: peaks whose residual is elongated in the lateral
 (curvature ratio below ``min_isotropy``, see :func:`lateral_isotropy`) are ridges along a
 shaft — its flank where the centreline is a little off, or a second dendrite crossing
 above or below in a stack — and are dropped.
+
+In a stack two heads 1-2 um apart, mostly one above the other, blend into one peak (the
+axial PSF is 3-4 times longer than the lateral one). The heads accepted in the first search
+are therefore subtracted from the residual as Gaussians of the typical head's width and the
+remainder is searched again (deblending, as CLEAN or DAOPHOT do for blended stars); a new
+peak must keep most of its own score, else it is the shoulder or neck of a subtracted head.
 """
 
 from __future__ import annotations
@@ -87,7 +93,11 @@ def _local_threshold(peaks: np.ndarray, trace: DendriteTrace, model: ShaftModel,
 
 
 def axial_asymmetry(
-    peaks: np.ndarray, image: PreparedImage, trace: DendriteTrace, model: ShaftModel
+    peaks: np.ndarray,
+    image: PreparedImage,
+    trace: DendriteTrace,
+    model: ShaftModel,
+    score: np.ndarray | None = None,
 ) -> np.ndarray:
     """Score at each stack peak minus the score at its mirror depth (noise sigmas; 0 in 2D).
 
@@ -99,21 +109,26 @@ def axial_asymmetry(
     if not image.is_3d or len(peaks) == 0:
         return np.zeros(len(peaks))
     at = tuple(peaks.T)
-    score = np.nan_to_num(model.score, nan=0.0)
+    score = np.nan_to_num(model.score if score is None else score, nan=0.0)
     zc = trace.centreline["z"].to_numpy()[model.nearest[at]]
     mirror_z = np.clip(np.round(2 * zc - peaks[:, 0]).astype(int), 0, score.shape[0] - 1)
     return score[at] - score[mirror_z, peaks[:, 1], peaks[:, 2]]
 
 
 def _stack_flank_threshold(
-    peaks: np.ndarray, image: PreparedImage, trace: DendriteTrace, model: ShaftModel, params: SpineParams
+    peaks: np.ndarray,
+    image: PreparedImage,
+    trace: DendriteTrace,
+    model: ShaftModel,
+    params: SpineParams,
+    score: np.ndarray | None = None,
 ) -> np.ndarray:
     """In stacks, the flank threshold by axial asymmetry (see :class:`DetectParams`); NaN off the flank."""
     at = tuple(peaks.T)
     dendrite = trace.centreline["dendrite_id"].to_numpy()[model.nearest[at]]
     radius = np.array([model.shaft_radius_um.get(int(d), 0.0) for d in dendrite])
     on_flank = params.detect.on_flank(model.rho[at] * radius, radius)
-    one_sided = axial_asymmetry(peaks, image, trace, model) >= params.detect.axial_asymmetry_sigma
+    one_sided = axial_asymmetry(peaks, image, trace, model, score) >= params.detect.axial_asymmetry_sigma
     detect = params.detect
     sigma = np.where(one_sided, detect.one_sided_edge_threshold_sigma, detect.symmetric_edge_threshold_sigma)
     return np.where(on_flank, sigma / detect.sensitivity, np.nan)
@@ -181,22 +196,36 @@ def lateral_isotropy(
     return ratio
 
 
-def find_candidates(
-    image: PreparedImage, trace: DendriteTrace, model: ShaftModel, params: SpineParams
-) -> pd.DataFrame:
-    """Residual peaks above threshold near the shafts: ``y, x, z, snr`` (pixels)."""
-    score = model.score
+def _search_region(model: ShaftModel, params: SpineParams) -> np.ndarray:
+    """Voxels where spines are looked for: in the band, outside the core, not on the outermost rows."""
     region = (
         (model.nearest >= 0)
         & ~model.core
         & (model.distance_um <= params.model.max_distance_um)
-        & np.isfinite(score)
+        & np.isfinite(model.score)
     )
     # a maximum on the outermost row or column is not verified (its far side is not imaged):
     # there it is mostly a shaft leaving the field of view
     region[..., [0, -1], :] = False
     region[..., :, [0, -1]] = False
-    masked = np.where(region, np.clip(score, -5.0, None), -5.0).astype(np.float32)
+    return region
+
+
+def _accepted_peaks(
+    score: np.ndarray,
+    residual: np.ndarray,
+    region: np.ndarray,
+    image: PreparedImage,
+    trace: DendriteTrace,
+    model: ShaftModel,
+    params: SpineParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peaks of ``score`` in ``region`` that pass every test: ``(peaks, masked score)``.
+
+    ``residual`` (intensity units) is used for the shape test, ``score`` (noise sigmas) for
+    the prominence, thresholds and axial asymmetry.
+    """
+    masked = np.where(region, np.clip(np.nan_to_num(score, nan=-5.0), -5.0, None), -5.0).astype(np.float32)
     # a spine is a maximum standing ``prominence_sigma`` above its surroundings (its saddle):
     # plateaus along a neck or a shaft edge are not separate spines
     box = ndi.find_objects(region.astype(np.int8))
@@ -205,18 +234,17 @@ def find_candidates(
     if masked[crop].size:
         maxima[crop] = morphology.h_maxima(masked[crop], params.detect.prominence_sigma).astype(bool)
     labels, n = ndi.label(maxima)
-    if n:
-        index = np.arange(1, n + 1)
-        peaks = np.array(ndi.maximum_position(masked, labels, index), dtype=int).reshape(n, -1)
-        threshold = _local_threshold(peaks, trace, model, params)
-        if image.is_3d:
-            # on a stack's flank, the threshold depends on whether the light is one-sided in depth
-            flank = _stack_flank_threshold(peaks, image, trace, model, params)
-            threshold = np.where(np.isnan(flank), threshold, flank)
-        peaks = peaks[masked[tuple(peaks.T)] >= threshold]
-        peaks = _enforce_separation(peaks, masked, image, params.detect.min_separation_um)
-    else:
-        peaks = np.zeros((0, image.data.ndim), int)
+    if not n:
+        return np.zeros((0, image.data.ndim), int), masked
+    index = np.arange(1, n + 1)
+    peaks = np.array(ndi.maximum_position(masked, labels, index), dtype=int).reshape(n, -1)
+    threshold = _local_threshold(peaks, trace, model, params)
+    if image.is_3d:
+        # on a stack's flank, the threshold depends on whether the light is one-sided in depth
+        flank = _stack_flank_threshold(peaks, image, trace, model, params, score)
+        threshold = np.where(np.isnan(flank), threshold, flank)
+    peaks = peaks[masked[tuple(peaks.T)] >= threshold]
+    peaks = _enforce_separation(peaks, masked, image, params.detect.min_separation_um)
     if len(peaks):
         # peaks whose nearest centreline point is a dendrite end (a traced end, a shaft leaving
         # the field, fading in depth) are least certain there: kept only when well above threshold
@@ -231,21 +259,140 @@ def find_candidates(
         peaks = peaks[
             _clear_of_other_dendrites(peaks, image, trace, model, params.detect.crossing_clearance_um)
         ]
-    residual = np.nan_to_num(model.smooth - model.model_smooth, nan=0.0)
     if len(peaks):
         # elongated residual peaks are ridges along a shaft (its flank, a second shaft), not heads
         isotropy = lateral_isotropy(
             residual, peaks, image, params.model.smooth_sigma_um, params.model.smooth_sigma_z_um
         )
         peaks = peaks[isotropy >= params.detect.min_isotropy]
+    return peaks, masked
+
+
+def head_width_px(residual: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Gaussian sigma (pixels, per axis) of the typical head in ``residual``: the median over ``peaks``.
+
+    Per peak and axis, from the values one and two voxels to either side:
+    ``log f(-1) + log f(+1) - log f(-2) - log f(+2) = 3 / sigma^2`` for a Gaussian, whatever
+    its sub-voxel centre. The peak voxel itself is not used: it was selected as a maximum,
+    so its noise is biased upwards and a width through it comes out too narrow at low SNR.
+    Peaks where a value is not positive are left out. The median, not each peak's own
+    width: a blend of two heads stacked in depth widens its own estimate.
+    """
+    values = []
+    for axis in range(residual.ndim):
+        per_offset = []
+        for offset in (-2, -1, 1, 2):
+            at = peaks.copy()
+            at[:, axis] += offset
+            inside = (at[:, axis] >= 0) & (at[:, axis] < residual.shape[axis])
+            v = np.full(len(peaks), np.nan)
+            v[inside] = residual[tuple(at[inside].T)]
+            per_offset.append(v)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fm2, fm1, fp1, fp2 = (np.log(np.where(v > 0, v, np.nan)) for v in per_offset)
+            values.append(np.sqrt(3.0 / (fm1 + fp1 - fm2 - fp2)))
+    widths = np.column_stack(values) if len(peaks) else np.zeros((0, residual.ndim))
+    widths = np.where(np.isfinite(widths), widths, np.nan)
+    if not np.isfinite(widths).any(axis=0).all():
+        return np.full(residual.ndim, np.nan)
+    return np.nanmedian(widths, axis=0)
+
+
+def subtract_heads(residual: np.ndarray, positions: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
+    """``residual`` minus a Gaussian head (``sigma_px`` per axis) at each sub-voxel position.
+
+    Each head's amplitude is the residual at its nearest voxel divided by the Gaussian's
+    value there, so a head's own light is removed and a neighbour blended into it remains.
+    """
+    out = residual.copy()
+    shape = np.asarray(residual.shape)
+    half = np.ceil(3 * np.asarray(sigma_px)).astype(int)
+    for pos in positions:
+        centre = np.clip(np.round(pos).astype(int), 0, shape - 1)
+        lo = np.maximum(centre - half, 0)
+        hi = np.minimum(centre + half + 1, shape)
+        grids = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)], indexing="ij")
+        blob = np.exp(-0.5 * sum(((g - p) / w) ** 2 for g, p, w in zip(grids, pos, sigma_px, strict=True)))
+        amplitude = residual[tuple(centre)] / blob[tuple(centre - lo)]
+        out[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] -= amplitude * blob
+    return out
+
+
+def _deblend(
+    peaks: np.ndarray,
+    positions: np.ndarray,
+    masked: np.ndarray,
+    residual: np.ndarray,
+    region: np.ndarray,
+    image: PreparedImage,
+    trace: DendriteTrace,
+    model: ShaftModel,
+    params: SpineParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Heads blended into accepted ones: ``(peaks, positions, snr)`` of the new peaks only.
+
+    The accepted heads are subtracted from the residual (:func:`subtract_heads`, the
+    typical head's width from :func:`head_width_px`) and the remainder is searched again
+    with every test of the first search; the new heads are subtracted in turn, for
+    ``deblend_rounds`` rounds. A new peak must keep ``deblend_min_own_fraction`` of its
+    original score (else it is a shoulder or the neck of the subtracted head) and lie at
+    least ``min_separation_um`` from every accepted peak. Needs three accepted peaks (for
+    the head's width); with fewer, nothing is deblended.
+    """
+    detect = params.detect
+    spacing = np.asarray(image.spacing_um)
+    found = [np.zeros((0, residual.ndim), int), np.zeros((0, residual.ndim)), np.zeros(0)]
+    sigma_px = head_width_px(residual, peaks) if len(peaks) >= 3 else np.full(residual.ndim, np.nan)
+    if not np.all(np.isfinite(sigma_px)):
+        return tuple(found)
+    remainder, accepted, new_positions = residual, peaks, positions
+    for _ in range(detect.deblend_rounds):
+        remainder = subtract_heads(remainder, new_positions, sigma_px)
+        extra, masked2 = _accepted_peaks(
+            remainder / model.noise_sigma, remainder, region, image, trace, model, params
+        )
+        if len(extra):
+            at = tuple(extra.T)
+            dist = cKDTree(accepted * spacing).query(extra * spacing)[0]
+            own = masked2[at] >= detect.deblend_min_own_fraction * masked[at]
+            extra = extra[(dist >= detect.min_separation_um) & own]
+        if not len(extra):
+            break
+        new_positions = _refine(extra, remainder)
+        accepted = np.concatenate([accepted, extra])
+        for i, values in enumerate((extra, new_positions, masked2[tuple(extra.T)])):
+            found[i] = np.concatenate([found[i], values])
+    return tuple(found)
+
+
+def find_candidates(
+    image: PreparedImage, trace: DendriteTrace, model: ShaftModel, params: SpineParams
+) -> pd.DataFrame:
+    """Residual peaks above threshold near the shafts: ``y, x, z, snr`` (pixels).
+
+    In stacks (``deblend_rounds`` > 0) heads blended into a brighter neighbour, with no
+    peak of their own, are then found by subtracting the accepted heads (:func:`_deblend`).
+    """
+    region = _search_region(model, params)
+    residual = np.nan_to_num(model.smooth - model.model_smooth, nan=0.0)
+    peaks, masked = _accepted_peaks(model.score, residual, region, image, trace, model, params)
     snr = masked[tuple(peaks.T)] if len(peaks) else np.zeros(0)
-    order = np.argsort(-snr)
     # sub-voxel position on the unmasked residual (the mask's cliff at the core, and the noise
     # model's rise towards the bright shaft, would push a score-based one outward)
-    peaks, snr = _refine(peaks[order], residual), snr[order]
+    positions = _refine(peaks, residual)
+    if image.is_3d and params.detect.deblend_rounds > 0:
+        extra, extra_positions, extra_snr = _deblend(
+            peaks, positions, masked, residual, region, image, trace, model, params
+        )
+        positions = np.concatenate([positions, extra_positions])
+        snr = np.concatenate([snr, extra_snr])
+    order = np.argsort(-snr)
+    positions, snr = positions[order], snr[order]
     if image.is_3d:
-        return pd.DataFrame({"y": peaks[:, 1], "x": peaks[:, 2], "z": peaks[:, 0], "snr": snr}, dtype=float)
-    return pd.DataFrame({"y": peaks[:, 0], "x": peaks[:, 1], "z": np.nan, "snr": snr}, dtype=float)
+        return pd.DataFrame(
+            {"y": positions[:, 1], "x": positions[:, 2], "z": positions[:, 0], "snr": snr}, dtype=float
+        )
+    return pd.DataFrame({"y": positions[:, 0], "x": positions[:, 1], "z": np.nan, "snr": snr}, dtype=float)
 
 
 def detect_spines(

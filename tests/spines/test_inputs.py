@@ -83,3 +83,7 @@ def test_bad_parameters():
 
     with pytest.raises(ParameterError, match="lift_max_slope"):
         TraceParams(lift_max_slope=0.0)
+    with pytest.raises(ParameterError, match="deblend_rounds"):
+        DetectParams(deblend_rounds=-1)
+    with pytest.raises(ParameterError, match="deblend_min_own_fraction"):
+        DetectParams(deblend_min_own_fraction=0.0)
