@@ -5,7 +5,11 @@ States of a track in a session (column ``state``):
 - ``present``: the spine was detected (or a reviewer marked it present);
 - ``gap``: not detected, but present before and after, and the absence lasts fewer than
   ``loss_min_sessions`` consecutive sessions: a missed detection, counted as present (unless
-  the absence was confirmed on the image, see :mod:`imagingkit.tracking.recheck`);
+  the absence was confirmed on the image, see :mod:`imagingkit.tracking.recheck`). Where the
+  absences were checked on the images (an ``absence_confirmed`` column), an absence between
+  two presences that the image confirmed in none of its sessions is a gap whatever its length:
+  the track is back at its place, and no image showed the place empty (a spine missed in two
+  sessions running; where an image does show it empty, the track is split there instead);
 - ``absent``: not detected, not a gap: counted as absent (a loss if it was present before);
 - ``out_of_view``: its registered position (the detection, or the track's mean position where
   not detected) falls outside the session's image or within ``edge_margin_um`` of its border:
@@ -14,7 +18,8 @@ States of a track in a session (column ``state``):
   reviewer's decision (``reviewed``) overrides this.
 
 Loss rule: an absence counts as a loss only if it lasts at least ``loss_min_sessions`` (K)
-consecutive sessions, or lasts until the last session (it cannot be contradicted later).
+consecutive sessions (and, with the image check, the image confirmed it when the spine comes
+back), or lasts until the last session (it cannot be contradicted later).
 Default K = 2: with 5-10 % missed detections per session, K = 1 would count every missed spine
 as one loss plus one gain; gap closing in :mod:`imagingkit.tracking.link` uses K - 1 sessions.
 
@@ -55,7 +60,8 @@ class FateParams:
     Attributes
     ----------
     loss_min_sessions : int
-        K: an absence between two presences is a loss only if it lasts >= K sessions.
+        K: an absence between two presences is a loss only if it lasts >= K sessions (with
+        the image check, only if the image confirmed it, see the module docstring).
     edge_margin_um : float
         A spine not detected within this distance of the image border (or outside the image)
         is ``out_of_view`` in that session.
@@ -175,7 +181,14 @@ def build_tracks(
     return tracks[columns + ["dendrite_id", "arc_um", "intensity_ratio"]]
 
 
-def _track_states(present: np.ndarray, in_view: np.ndarray, reviewed: np.ndarray, k: int) -> list[str]:
+def _track_states(
+    present: np.ndarray,
+    in_view: np.ndarray,
+    reviewed: np.ndarray,
+    k: int,
+    confirmed: np.ndarray | None = None,
+) -> list[str]:
+    """States of one track; ``confirmed`` (absences checked on the images): unconfirmed runs are gaps."""
     states = [
         ("present" if p else "absent") if (v or r) else "out_of_view"
         for p, v, r in zip(present, in_view, reviewed, strict=False)
@@ -183,7 +196,8 @@ def _track_states(present: np.ndarray, in_view: np.ndarray, reviewed: np.ndarray
     where = np.flatnonzero([st == "present" for st in states])
     for a, b in zip(where[:-1], where[1:], strict=False):  # interior absence runs between two presences
         run = range(a + 1, b)
-        if 0 < len(run) < k:
+        unconfirmed = confirmed is not None and not confirmed[a + 1 : b].any()
+        if 0 < len(run) < k or unconfirmed:
             for s in run:
                 if states[s] == "absent" and not reviewed[s]:
                     states[s] = "gap"
@@ -196,7 +210,6 @@ def _track_fate(states: list[str]) -> tuple[str, str]:
         return "uncertain", "out_of_view"
     if not counted.any():
         return "rejected", "no_presence"
-        return "uncertain", "out_of_view"
     if "gap" in states:
         return "uncertain", "missed_in_session"
     runs = int(np.sum(np.diff(np.concatenate([[0], counted.astype(int)])) == 1))
@@ -216,8 +229,9 @@ def classify_fates(tracks: pd.DataFrame, params: FateParams = FateParams()) -> p
     """Add ``state``, ``counted``, ``fate`` and ``fate_reason`` to a track table.
 
     Uses only ``track_id, session, present, in_view, reviewed`` (and ``absence_confirmed`` where
-    present: an absence confirmed on the image, see :mod:`.recheck`, is never a ``gap``), so it
-    can be re-run after review edits. ``counted`` is True where the state is ``present`` or ``gap`` (the presence
+    present: an absence confirmed on the image, see :mod:`.recheck`, is never a ``gap``, and an
+    absence between two presences confirmed in none of its sessions always is), so it can be
+    re-run after review edits. ``counted`` is True where the state is ``present`` or ``gap`` (the presence
     the statistics use). Definitions are in the module docstring.
 
     Returns
@@ -233,12 +247,18 @@ def classify_fates(tracks: pd.DataFrame, params: FateParams = FateParams()) -> p
     present = out["present"].to_numpy(bool)
     in_view = out["in_view"].to_numpy(bool)
     reviewed = out["reviewed"].to_numpy(bool)
+    confirmed = None
     if "absence_confirmed" in out:  # an absence confirmed on the image is never a gap
-        reviewed = reviewed | (out["absence_confirmed"].to_numpy(bool) & in_view)
+        confirmed = out["absence_confirmed"].to_numpy(bool) & in_view & ~present
+        reviewed = reviewed | confirmed
     bounds = np.flatnonzero(np.diff(out["track_id"].to_numpy(), prepend=np.nan, append=np.nan) != 0)
     for start, stop in zip(bounds[:-1], bounds[1:], strict=False):
         s = _track_states(
-            present[start:stop], in_view[start:stop], reviewed[start:stop], params.loss_min_sessions
+            present[start:stop],
+            in_view[start:stop],
+            reviewed[start:stop],
+            params.loss_min_sessions,
+            None if confirmed is None else confirmed[start:stop],
         )
         states[start:stop] = s
         fates[start:stop], reasons[start:stop] = _track_fate(s)

@@ -36,6 +36,7 @@ from imagingkit.tracking.recheck import (
     measure_evidence,
     missed_spines,
     peaks_only,
+    refinding_pays,
     split_jumps,
 )
 from imagingkit.tracking.turnover import cohort_survival, compute_turnover, dendrite_lengths
@@ -263,7 +264,9 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
     pixel = params.pixel_size_um
     light, peak = evidence
     first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), light, peak)
-    missed = missed_spines(judge_absences(first, pixel, params.recheck), pixel, params.recheck)
+    judged = judge_absences(first, pixel, params.recheck)
+    refind = refinding_pays(judged, params.recheck)
+    missed = missed_spines(judged, pixel, params.recheck) if refind else judged.iloc[:0]
     refound = np.zeros(len(tracks), bool)
     if len(missed):
         both = pd.concat(
@@ -281,7 +284,9 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
     tracks = split_jumps(tracks, peak, pixel, params.recheck, params.fates)
     tracks = measure_evidence(tracks, light, peak)
     tracks = join_fragments(tracks, pixel, params.recheck, params.fates, params.link.dendrite_gating)
-    tracks = confirm_absences(measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates)
+    tracks = confirm_absences(
+        measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates, refind
+    )
     return _relabel_detections(linked, tracks), tracks
 
 

@@ -21,6 +21,7 @@ from imagingkit.tracking.recheck import (
     measure_evidence,
     missed_spines,
     peaks_only,
+    refinding_pays,
     split_jumps,
 )
 from imagingkit.tracking.testing import synth_truth_tables, synth_truth_with_detection
@@ -197,6 +198,24 @@ def test_light_without_a_peak_neither_refinds_nor_confirms():
     assert states(confirm_absences(with_peak, PIXEL_UM)) == "ppppp"
 
 
+def test_a_spine_missed_twice_running_that_no_image_shows_gone_is_kept():
+    # absent from two tables; the image shows light there (no peak strong enough to re-find)
+    faint = measure_evidence(tracks_of(["10011"]), constant_evidence([3.0, 1.0, 1.0, 3.0, 3.0]))
+    assert states(faint) == "paapp"  # the loss rule K=2 alone: a loss and a gain
+    out = confirm_absences(faint, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert states(out) == "pggpp" and out["track_id"].nunique() == 1
+    assert not out["refound"].any() and out["fate"].eq("uncertain").all()
+    # re-classified after review edits, the rule holds (it reads absence_confirmed)
+    assert states(classify_fates(out, FateParams(loss_min_sessions=2))) == "pggpp"
+    # one of the two sessions shows the place empty: lost there, a new spine later
+    empty = measure_evidence(tracks_of(["10011"]), constant_evidence([3.0, 0.2, 1.0, 3.0, 3.0]))
+    out = confirm_absences(empty, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert out["track_id"].nunique() == 2 and states(out, 0) == "paaaa"
+    # an absence to the last session stays a loss
+    last = measure_evidence(tracks_of(["11100"]), constant_evidence([3.0, 3.0, 3.0, 1.0, 1.0]))
+    assert states(confirm_absences(last, PIXEL_UM)) == "pppaa"
+
+
 def test_the_absence_of_a_spine_the_image_never_showed_is_not_confirmed():
     # a sub-resolution spine: half the detector's threshold where listed, nothing where missed
     dim = measure_evidence(tracks_of(["11011"]), constant_evidence([0.5, 0.5, 0.0, 0.5, 0.5]))
@@ -204,6 +223,25 @@ def test_the_absence_of_a_spine_the_image_never_showed_is_not_confirmed():
     assert states(out) == "ppgpp" and not out["absence_confirmed"].any()
     bright = measure_evidence(tracks_of(["11011"]), constant_evidence([3.0, 3.0, 0.0, 3.0, 3.0]))
     assert confirm_absences(bright, PIXEL_UM)["absence_confirmed"].any()
+
+
+def test_refinding_is_used_only_where_the_image_finds_missed_spines_beyond_chance():
+    # 20 tracks lost after session 1; the image shows a chance peak at one lost place (1 in 60)
+    def image(n_seen):  # evidence 3.0 where detected, 2.0 at the first n_seen places in session 2
+        return lambda s, p: np.where((np.arange(len(p)) < n_seen) & (s == 2), 2.0, 3.0 if s < 2 else 0.0)
+
+    lost = measure_evidence(tracks_of(["11000"] * 20), image(1))
+    judged = judge_absences(lost, PIXEL_UM, RecheckParams())
+    assert judged["judged"].sum() == 60 and judged["found"].sum() == 1
+    assert not refinding_pays(judged, RecheckParams())
+    assert refinding_pays(judged, RecheckParams(min_refound_fraction=0))
+    # without re-finding the chance peak does not move the loss; absences are still confirmed
+    out = confirm_absences(lost, PIXEL_UM, refind=False)
+    assert states(out, 0) == "ppaaa" and not out["refound"].any()
+    assert out[~out["present"] & (out["track_id"] > 0)]["absence_confirmed"].all()
+    # five more are missed in session 2 (present, the image shows them): 6 of 60 found
+    missed = measure_evidence(tracks_of(["11000"] * 20), image(6))
+    assert refinding_pays(judge_absences(missed, PIXEL_UM, RecheckParams()), RecheckParams())
 
 
 def spines_at(places):
@@ -256,6 +294,8 @@ def test_bad_parameters_are_refused():
         RecheckParams(jump_factor=-1)
     with pytest.raises(ParameterError, match="min_seen_evidence"):
         RecheckParams(min_seen_evidence=-1)
+    with pytest.raises(ParameterError, match="min_refound_fraction"):
+        RecheckParams(min_refound_fraction=1.5)
 
 
 @pytest.fixture(scope="module")
