@@ -170,3 +170,18 @@ def write_scanimage_series(
                 )
         files.append(path)
     return files
+
+
+def write_mroi_series(folder: Path, pages: np.ndarray, fields, *, fov_um=None, flyto_s=0.0005) -> list[Path]:
+    """A multi-ROI ScanImage file at 10 Hz: ``fields`` as in :func:`mroi_groups_json`, stacked in ``pages``.
+
+    With the header's 63 µs line period, ``flyto_s`` = 0.5 ms gives 8 fly-to lines between fields.
+    """
+    header = si_header(
+        lines_pixels=pages.shape[1:],
+        fov_um=fov_um,
+        extra_lines=("SI.hRoiManager.mroiEnable = true", f"SI.hScan2D.flytoTimePerScanfield = {flyto_s}"),
+    )
+    return write_scanimage_series(
+        folder, pages, header, frame_rate_hz=10.0, n_channels=1, roi_groups=mroi_groups_json(fields)
+    )

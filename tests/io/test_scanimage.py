@@ -9,7 +9,7 @@ import tifffile
 from imagingkit.errors import FileFormatError, MetadataError, ParameterError
 from imagingkit.io import open_recording
 from imagingkit.io import scanimage as si
-from tests.io.si_writer import mroi_groups_json, si_header, write_scanimage_series
+from tests.io.si_writer import si_header, write_mroi_series, write_scanimage_series
 
 
 def _interleaved(n_volumes, n_saved_planes, n_channels, shape=(32, 48)):
@@ -178,11 +178,7 @@ def test_reads_the_synth_scanimage_writer(tmp_path):
 
 # two fields, 40 and 24 lines of 48 pixels, with round(0.0005 / 6.3e-05) = 8 fly-to lines between them
 MROI_FIELDS = [("dendrite", (-3.0, 0.0), (2.0, 2.5), (48, 40)), ("soma", (4.0, 1.0), (1.6, 1.2), (40, 24))]
-MROI_HEADER = si_header(
-    lines_pixels=(72, 48),
-    fov_um=(400.0, 400.0),  # the whole scannable field: not one field's size
-    extra_lines=("SI.hRoiManager.mroiEnable = true", "SI.hScan2D.flytoTimePerScanfield = 0.0005"),
-)
+WHOLE_FOV_UM = (400.0, 400.0)  # imagingFovUm: the whole scannable field, not one field's size
 
 
 def _mroi_pages(n_frames):
@@ -195,14 +191,7 @@ def _mroi_pages(n_frames):
 
 
 def test_multiroi_fields_open_one_at_a_time(tmp_path):
-    files = write_scanimage_series(
-        tmp_path,
-        _mroi_pages(5),
-        MROI_HEADER,
-        frame_rate_hz=10.0,
-        n_channels=1,
-        roi_groups=mroi_groups_json(MROI_FIELDS),
-    )
+    files = write_mroi_series(tmp_path, _mroi_pages(5), MROI_FIELDS, fov_um=WHOLE_FOV_UM)
     whole = open_recording(files[0])
     assert [f["name"] for f in whole.metadata["scanfields"]] == ["dendrite", "soma"]
     assert [f["row_start"] for f in whole.metadata["scanfields"]] == [0, 48]
@@ -229,14 +218,7 @@ def test_multiroi_fields_open_one_at_a_time(tmp_path):
 
 def test_multiroi_layout_that_does_not_fit_the_pages_is_an_error(tmp_path):
     fields = [MROI_FIELDS[0], ("soma", (4.0, 1.0), (1.6, 1.2), (40, 30))]  # 40 + 8 + 30 = 78 lines != 72
-    files = write_scanimage_series(
-        tmp_path,
-        _mroi_pages(2),
-        MROI_HEADER,
-        frame_rate_hz=10.0,
-        n_channels=1,
-        roi_groups=mroi_groups_json(fields),
-    )
+    files = write_mroi_series(tmp_path, _mroi_pages(2), fields, fov_um=WHOLE_FOV_UM)
     with pytest.raises(
         MetadataError, match=r"file_00001.tif: 2 multi-ROI fields of \[40, 30\] lines .* 72 x 48"
     ):
@@ -258,14 +240,7 @@ def test_info_lists_the_fields_and_register_takes_one(tmp_path, capsys):
 
     pages = _mroi_pages(6)
     pages[:, 48:72, :40] = np.random.default_rng(0).integers(0, 3000, (24, 40))  # texture to align on
-    files = write_scanimage_series(
-        tmp_path,
-        pages,
-        MROI_HEADER,
-        frame_rate_hz=10.0,
-        n_channels=1,
-        roi_groups=mroi_groups_json(MROI_FIELDS),
-    )
+    files = write_mroi_series(tmp_path, pages, MROI_FIELDS, fov_um=WHOLE_FOV_UM)
     assert main(["info", str(files[0])]) == 0
     out, err = capsys.readouterr()
     assert "field 0         dendrite: 40 x 48 px from page row 0" in out

@@ -52,18 +52,12 @@ def test_recording_reader_splits_channels_and_keeps_planes(tmp_path):
 
 
 def test_multiroi_fields_become_layers_placed_where_they_were_scanned(tmp_path):
-    from tests.io.si_writer import mroi_groups_json, si_header, write_scanimage_series
+    from tests.io.si_writer import write_mroi_series
 
     fields = [("dendrite", (-3.0, 0.0), (2.0, 2.5), (48, 40)), ("soma", (4.0, 1.0), (1.6, 1.2), (40, 24))]
-    header = si_header(
-        lines_pixels=(72, 48),
-        extra_lines=("SI.hRoiManager.mroiEnable = true", "SI.hScan2D.flytoTimePerScanfield = 0.0005"),
-    )
-    pages = np.zeros((3, 72, 48), np.int16)
+    pages = np.zeros((3, 72, 48), np.int16)  # 40 lines, 8 fly-to lines, 24 lines
     pages[:, :40, :48], pages[:, 48:72, :40] = 100, 200
-    files = write_scanimage_series(
-        tmp_path, pages, header, frame_rate_hz=10.0, n_channels=1, roi_groups=mroi_groups_json(fields)
-    )
+    files = write_mroi_series(tmp_path, pages, fields)
     layers = _reader.read_recording(str(files[0]))
     assert [meta["name"] for _, meta, _ in layers] == ["file_00001 dendrite", "file_00001 soma"]
     assert [data.shape for data, _, _ in layers] == [(3, 1, 40, 48), (3, 1, 24, 40)]
