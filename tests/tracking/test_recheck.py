@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from imagingkit.errors import ParameterError
@@ -25,34 +24,14 @@ from imagingkit.tracking.recheck import (
     split_jumps,
 )
 from imagingkit.tracking.testing import synth_truth_tables, synth_truth_with_detection
+from tests.tracking.tables import track_table
 
 PIXEL_UM = 0.2
 
 
 def tracks_of(patterns, positions=None):
-    """Tracks from strings ('1' detected, '0' absent), one per track, 10 px apart on one dendrite."""
-    rows = []
-    for t, pattern in enumerate(patterns):
-        for s, ch in enumerate(pattern):
-            y, x = positions[t][s] if positions else (20.0, 20.0 + 10 * t)
-            rows.append(
-                {
-                    "track_id": t,
-                    "session": s,
-                    "spine_id": 100 * t + s if ch == "1" else pd.NA,
-                    "y": y,
-                    "x": x,
-                    "z": 0.0,
-                    "present": ch == "1",
-                    "in_view": True,
-                    "reviewed": False,
-                    "dendrite_id": 0,
-                    "arc_um": 2.0 * t,
-                    "intensity_ratio": 1.0 if ch == "1" else np.nan,
-                    "time_h": float(s),
-                }
-            )
-    return classify_fates(pd.DataFrame(rows).astype({"spine_id": "Int64"}))
+    """Classified tracks from pattern strings (see :func:`tests.tracking.tables.track_table`)."""
+    return classify_fates(track_table(patterns, positions))
 
 
 def constant_evidence(values):

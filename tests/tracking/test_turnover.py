@@ -16,7 +16,7 @@ from imagingkit.tracking import (
 from imagingkit.tracking.evaluate import truth_tracks
 from imagingkit.tracking.session import TrackingParams, track_spines
 from imagingkit.tracking.testing import simulate_point_series
-from tests.tracking.test_fates import make_tracks
+from tests.tracking.tables import track_table
 
 # 5 tracks, 3 sessions:      s0 s1 s2
 PATTERNS = [
@@ -29,7 +29,7 @@ PATTERNS = [
 
 
 def test_hand_computed_turnover():
-    tracks = classify_fates(make_tracks(PATTERNS), FateParams(loss_min_sessions=1))
+    tracks = classify_fates(track_table(PATTERNS), FateParams(loss_min_sessions=1))
     table = compute_turnover(tracks, dendrite_length_um={0: 10.0})
     assert table["n_spines"].tolist() == [3, 3, 3]
     assert table["n_gained"].tolist()[1:] == [1, 1]
@@ -48,7 +48,7 @@ def test_hand_computed_turnover():
 
 
 def test_out_of_view_is_left_out_and_bootstrap_brackets_estimate():
-    tracks = make_tracks(PATTERNS + ["1o1"])
+    tracks = track_table(PATTERNS + ["1o1"])
     tracks.loc[tracks["track_id"] >= 3, "dendrite_id"] = 1
     tracks = classify_fates(tracks, FateParams(loss_min_sessions=1))
     table = compute_turnover(tracks)
@@ -58,7 +58,7 @@ def test_out_of_view_is_left_out_and_bootstrap_brackets_estimate():
     row = ci[(ci["statistic"] == "survival_baseline") & (ci["session"] == 1)].iloc[0]
     assert row["ci_low"] <= row["estimate"] <= row["ci_high"]
     assert row["n_groups"] == 2
-    one_group = bootstrap_turnover(classify_fates(make_tracks(PATTERNS)), BootstrapParams(n_boot=50))
+    one_group = bootstrap_turnover(classify_fates(track_table(PATTERNS)), BootstrapParams(n_boot=50))
     assert one_group["ci_low"].isna().all()
 
 
