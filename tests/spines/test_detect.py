@@ -338,3 +338,52 @@ def test_head_width_and_subtraction_leave_the_blended_neighbour():
     assert z_peak == (8, 20, 60)
     assert remainder[8, 20, 60] > 0.8 * 50 * np.exp(-0.5 * (0.2 / 1.1) ** 2)
     assert abs(remainder[6, 20, 60]) < abs(pair[6, 20, 60]) * 0.5
+
+
+def test_head_depth_fit_places_a_head_stacked_over_a_brighter_one():
+    """A head 3.2 planes above a brighter one (0.6 um apart laterally): the three-plane parabola
+    put it 0.7 um too deep (a false positive and a miss at the 0.5 um tolerance); the Gaussian
+    fit with the neighbour subtracted puts it within 0.2 um, and the other heads stay put."""
+    from imagingkit.spines.params import DetectParams, SpineParams
+
+    stack, heads = _stacked_heads_stack((9.2, 45, 130))
+    spacing = np.array([1.0, 0.2, 0.2])
+
+    def errors(result):
+        positions = result.spines[["z", "y", "x"]].to_numpy() * spacing
+        return np.array([np.linalg.norm(positions - np.array(h[:3]) * spacing, axis=1).min() for h in heads])
+
+    fitted = errors(detect_spines(stack, pixel_size_um=0.2, z_step_um=1.0))
+    parabola = errors(
+        detect_spines(
+            stack,
+            pixel_size_um=0.2,
+            z_step_um=1.0,
+            params=SpineParams(detect=DetectParams(fit_head_depth=False)),
+        )
+    )
+    assert parabola[-1] > 0.5  # what the parabola alone gave
+    assert fitted[-1] < 0.2
+    assert np.all(fitted < 0.2)
+
+
+def test_fit_head_depths_recovers_blended_heads_and_keeps_lateral_positions():
+    from imagingkit.spines.detect import _refine, fit_head_depths
+
+    zz, yy, xx = np.mgrid[:15, :40, :60].astype(float)
+    sigma = np.array([1.1, 1.4, 1.4])
+    centres = np.array([[6.0, 20.0, 30.0], [8.4, 20.3, 30.0], [7.3, 20.0, 50.0]])
+    residual = sum(
+        a
+        * np.exp(-0.5 * sum(((g - c) / s) ** 2 for g, c, s in zip((zz, yy, xx), centre, sigma, strict=True)))
+        for a, centre in zip((80, 40, 30), centres, strict=True)
+    )
+    residual = residual + 2.0 + np.random.default_rng(0).normal(0, 0.5, residual.shape)
+    peaks = np.array([[6, 20, 30], [8, 20, 30], [7, 20, 50]])
+    start = _refine(peaks, residual)
+    assert abs(start[1, 0] - 8.4) > 0.25  # the dimmer head's parabola is pulled towards the brighter one
+    fitted = fit_head_depths(residual, peaks, start, sigma)
+    np.testing.assert_allclose(fitted[:, 0], centres[:, 0], atol=0.1)
+    np.testing.assert_array_equal(fitted[:, 1:], start[:, 1:])
+    # a fit that would move farther than max_shift_px keeps the given position
+    np.testing.assert_array_equal(fit_head_depths(residual, peaks, start, sigma, max_shift_px=0.01), start)
