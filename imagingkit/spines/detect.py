@@ -307,6 +307,17 @@ def head_width_px(residual: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     return np.nanmedian(widths, axis=0)
 
 
+def _gaussian(grids: list[np.ndarray], centre: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
+    """Unit-height Gaussian (``sigma_px`` per axis) at ``centre`` on coordinate ``grids``."""
+    return np.exp(-0.5 * sum(((g - c) / w) ** 2 for g, c, w in zip(grids, centre, sigma_px, strict=True)))
+
+
+def _head_height(residual: np.ndarray, pos: np.ndarray, sigma_px: np.ndarray) -> tuple[float, np.ndarray]:
+    """Height of a Gaussian head at ``pos`` matching ``residual`` at its nearest voxel, and that voxel."""
+    voxel = np.clip(np.round(pos).astype(int), 0, np.asarray(residual.shape) - 1)
+    return residual[tuple(voxel)] / _gaussian(list(voxel), pos, sigma_px), voxel
+
+
 def subtract_heads(residual: np.ndarray, positions: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
     """``residual`` minus a Gaussian head (``sigma_px`` per axis) at each sub-voxel position.
 
@@ -317,19 +328,14 @@ def subtract_heads(residual: np.ndarray, positions: np.ndarray, sigma_px: np.nda
     shape = np.asarray(residual.shape)
     half = np.ceil(3 * np.asarray(sigma_px)).astype(int)
     for pos in positions:
-        centre = np.clip(np.round(pos).astype(int), 0, shape - 1)
+        height, centre = _head_height(residual, pos, sigma_px)
         lo = np.maximum(centre - half, 0)
         hi = np.minimum(centre + half + 1, shape)
         grids = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)], indexing="ij")
-        blob = np.exp(-0.5 * sum(((g - p) / w) ** 2 for g, p, w in zip(grids, pos, sigma_px, strict=True)))
-        amplitude = residual[tuple(centre)] / blob[tuple(centre - lo)]
-        out[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] -= amplitude * blob
+        out[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))] -= height * _gaussian(
+            grids, pos, sigma_px
+        )
     return out
-
-
-def _gaussian(grids: list[np.ndarray], centre: np.ndarray, sigma_px: np.ndarray) -> np.ndarray:
-    """Unit-height Gaussian (``sigma_px`` per axis) at ``centre`` on coordinate ``grids``."""
-    return np.exp(-0.5 * sum(((g - c) / w) ** 2 for g, c, w in zip(grids, centre, sigma_px, strict=True)))
 
 
 def _neighbour_heads(
@@ -337,11 +343,8 @@ def _neighbour_heads(
 ) -> np.ndarray:
     """Sum of the Gaussian heads at ``positions`` on ``grids``, each as high as ``residual`` at its voxel."""
     total = np.zeros(grids[0].shape)
-    shape = np.asarray(residual.shape)
     for pos in positions:
-        voxel = np.clip(np.round(pos).astype(int), 0, shape - 1)
-        height = residual[tuple(voxel)] / _gaussian(list(voxel), pos, sigma_px)
-        total += height * _gaussian(grids, pos, sigma_px)
+        total += _head_height(residual, pos, sigma_px)[0] * _gaussian(grids, pos, sigma_px)
     return total
 
 
