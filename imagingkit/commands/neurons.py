@@ -33,14 +33,17 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--plane", type=int, default=0)
     parser.add_argument("--channel", type=int, default=0)
+    parser.add_argument("--field", type=int, help="ScanImage multi-ROI: use only this field (0-based)")
     parser.set_defaults(func=run)
 
 
-def open_movie(path: Path, frame_rate_hz: float | None = None):
-    """Open a movie lazily with :func:`imagingkit.io.open_recording`."""
+def open_movie(path: Path, frame_rate_hz: float | None = None, field: int | None = None):
+    """Open a movie lazily with :func:`imagingkit.io.open_recording` (one field of a multi-ROI file)."""
     from imagingkit.io import open_recording
 
     overrides = {} if frame_rate_hz is None else {"frame_rate_hz": frame_rate_hz}
+    if field is not None:
+        overrides["field"] = field
     return open_recording(path, **overrides)
 
 
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     movie_path, shifts_path = resolve_source(Path(args.source))
-    recording = open_movie(movie_path, args.frame_rate_hz)
+    recording = open_movie(movie_path, args.frame_rate_hz, args.field)
     flags = None if shifts_path is None else read_frame_flags(shifts_path, recording.n_frames, args.plane)
     detection = DetectionParams(
         mode=args.mode,

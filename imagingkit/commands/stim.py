@@ -69,6 +69,9 @@ def add_parser(subparsers) -> None:
         type=Path,
         help="the movie (any format, several planes allowed): frame times, line period, light artifacts",
     )
+    p.add_argument(
+        "--field", type=int, help="ScanImage multi-ROI --recording: the field the ROIs are in (0-based)"
+    )
     p.add_argument("--plane", type=int, default=0, help="plane of ROIs when rois.csv has no plane column [0]")
     p.add_argument("-o", "--output", required=True, type=Path, help="output folder")
     p.add_argument("--baseline", default="-1,0", help="baseline window start,end in s [-1,0]")
@@ -173,7 +176,7 @@ def run_responses(args: argparse.Namespace) -> int:
     if args.recording is not None:
         from imagingkit.io import open_recording
 
-        recording = open_recording(args.recording)
+        recording = open_recording(args.recording, **({} if args.field is None else {"field": args.field}))
     source = f"{args.traces / 'traces.npz'}"
     frame_times = session_frame_times(traces.shape[1], time_s, recording, source=source)
     events, clock_report = events_for_session(

@@ -67,3 +67,26 @@ def test_cli_shows_progress_on_a_terminal_only(tmp_path, capsys, monkeypatch):
     assert main([*args, "-o", str(tmp_path / "tty")]) == 0
     err = capsys.readouterr().err
     assert "detecting ROIs" in err and "extracting traces" in err and "/300" in err
+
+
+def test_cli_field_of_a_multiroi_file(tmp_path):
+    from tests.io.si_writer import write_mroi_series
+
+    movie, _, _, _ = small_movie(n_frames=300, noise_sd=5.0)
+    # ScanImage stores the fields stacked in each page: 64 lines of cells, 8 fly-to lines, a second field
+    pages = np.full((300, 96, 64), 30000, np.int16)
+    pages[:, :64, :] = np.round(movie).astype(np.int16)
+    pages[:, 72:, :40] = 100
+    fields = [("cells", (0.0, 0.0), (2.0, 2.0), (64, 64)), ("other", (4.0, 1.0), (1.6, 1.2), (40, 24))]
+    files = write_mroi_series(tmp_path / "raw", pages, fields, fov_um=(400.0, 400.0))
+    args = ["neurons", str(files[0]), "--diameter", "10", "--field", "0", "-o", str(tmp_path / "out")]
+    assert main(args) == 0
+    labels = read_label_image(tmp_path / "out" / "roi_labels.tif")
+    assert labels.shape == (64, 64)  # the field alone, not the page with its fly-to lines
+    table = read_rois_csv(tmp_path / "out" / "rois.csv")
+    centres = table[["y", "x"]].to_numpy()
+    for cell in [(16, 16), (16, 44), (44, 30)]:
+        assert np.hypot(*(centres - cell).T).min() < 3
+    assert read_traces(tmp_path / "out" / "traces.npz")["F"].shape == (len(table), 300)
+    assert main([*args[:-2], "-o", str(tmp_path / "bad"), "--field", "2"]) == 1
+    assert not (tmp_path / "bad").exists()

@@ -308,3 +308,19 @@ def test_cli_neuropil_corrected_traces_and_nwb_events(experiment, tmp_path):
     with np.load(out / "trial_responses.npz") as data:
         assert np.nanmax(np.abs(np.nanmean(data["dff"][sim.truth.responsive == 0], axis=(0, 1)))) < 0.05
     assert _run("--traces", folder, "--trace", "F-neuropil", "--events-from", "scanimage-aux", "-o", out) == 1
+
+
+def test_cli_field_goes_to_the_recording(experiment, tmp_path, capsys):
+    import tifffile
+
+    _, root, neurons = experiment
+    movie = tmp_path / "plain.tif"
+    tifffile.imwrite(movie, np.zeros((5, 8, 8), np.uint16))
+    code = _run(
+        "--traces", neurons, "--recording", movie, "--field", "1", "--triggers", root / "daq.npz",
+        "--stim-channel", "stim", "-o", tmp_path / "out",
+    )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "field=1" in err and "plain.tif" in err and "multi-ROI" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
