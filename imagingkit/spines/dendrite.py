@@ -5,8 +5,15 @@ assumed to run mostly laterally); the centreline of a stack is then lifted to 3D
 depth path that follows its own shaft (dynamic programming over the axial profiles with
 a cost per plane moved and a largest slope), so where another dendrite crosses above or
 below, overlapping it in the projection, the centreline does not jump to the brighter
-one. Steps: denoise (Gaussian or non-local means), ridge enhancement (Sato, Meijering or
-Frangi at the expected shaft radius), hysteresis threshold on a combined ridge +
+one. Crossings at different depths are also handled in the projection's graph, using
+the plane of each projected pixel's maximum: branches are joined at a junction only when
+their shafts lie at one depth; a short junction-to-junction branch whose ends lie at
+different depths (the stretch where two dendrites crossing at a shallow angle overlap)
+is dropped; chain ends that point at each other across such a gap at one depth are
+joined by a straight line; and where another dendrite is near in the projection the
+lifted centreline is recentred in the planes of its own depth. Steps: denoise (Gaussian
+or non-local means), ridge enhancement (Sato, Meijering or Frangi at the expected shaft
+radius), hysteresis threshold on a combined ridge +
 intensity score in units of robust noise sigma, removal of small objects,
 skeletonisation, pruning of short terminal branches (spines and spine-like spurs) with
 :class:`skan.Skeleton`, removal of dim loop branches (skeleton loops closed by spine
@@ -90,6 +97,18 @@ class TraceParams:
         Stacks: cost of moving the lifted centreline by a quarter plane, in units of the
         shaft's peak intensity at one centreline point; it keeps the centreline on its own
         shaft where another dendrite crosses above or below it.
+    gap_join_um : float
+        Stacks: two chain ends at most this far apart that point at each other are one
+        dendrite interrupted where another crosses above or below it (see ``_join_gaps``);
+        0 disables.
+    depth_recentre_um : float
+        Stacks: centreline points closer than this (laterally) to another dendrite are
+        recentred in the planes of their own depth after lifting (see ``_recentre``);
+        0 disables.
+    gap_join_angle_deg : float
+        Largest angle between each end's direction and the straight line to the other end.
+    gap_join_depth_um : float
+        Largest depth difference of the two shafts next to the gap.
     """
 
     shaft_radius_um: float = 0.5
@@ -108,6 +127,10 @@ class TraceParams:
     dim_path_max_um: float = 15.0
     lift_max_slope: float = 0.6
     lift_jump_cost: float = 1.0
+    gap_join_um: float = 8.0
+    depth_recentre_um: float = 3.0
+    gap_join_angle_deg: float = 30.0
+    gap_join_depth_um: float = 1.5
 
     def __post_init__(self):
         if self.denoise not in ("gaussian", "nl_means"):
@@ -328,8 +351,18 @@ def _trim_ends(chain: np.ndarray, spacing: np.ndarray, trim_um: float) -> np.nda
     return chain[(arc >= trim_um) & (arc <= arc[-1] - trim_um)]
 
 
-def _join_branches(paths: list[np.ndarray], spacing: np.ndarray, params: TraceParams) -> dict:
+def _join_branches(
+    paths: list[np.ndarray],
+    spacing: np.ndarray,
+    params: TraceParams,
+    depth2d: np.ndarray | None = None,
+    z_step_um: float = 1.0,
+) -> dict:
     """Pair branch ends that meet at a junction and continue each other straight on.
+
+    In stacks (``depth2d``: plane of each projected pixel's maximum) two branches whose
+    shafts 1-4 um from the junction lie more than ``gap_join_depth_um`` apart in depth are
+    two dendrites crossing at different depths and are not paired.
 
     Returns a dict ``(path, end) -> (path, end)`` (end 0 = first point, 1 = last point).
     """
@@ -345,13 +378,16 @@ def _join_branches(paths: list[np.ndarray], spacing: np.ndarray, params: TracePa
             adjacency[a].add(b)
             adjacency[b].add(a)
     directions = [_end_direction(paths[i], e == 0, spacing, 4.0, 1.0) for i, e, _ in ends]
+    depths = np.zeros(len(ends))
+    if depth2d is not None:
+        depths = np.array([_end_depth(paths[i], e == 0, depth2d, spacing) * z_step_um for i, e, _ in ends])
     limit = -np.cos(np.deg2rad(params.merge_angle_deg))
     candidates = []
     for a, neighbours in adjacency.items():
         for b in neighbours:
             if a < b:
                 cos = float(np.dot(directions[a], directions[b]))
-                if cos < limit:
+                if cos < limit and abs(depths[a] - depths[b]) <= params.gap_join_depth_um:
                     candidates.append((cos, a, b))
     joins: dict = {}
     for _, a, b in sorted(candidates):
@@ -385,6 +421,139 @@ def _chains(paths: list[np.ndarray], joins: dict) -> list[np.ndarray]:
     return chains
 
 
+def _end_depth(chain: np.ndarray, at_start: bool, depth2d: np.ndarray, spacing: np.ndarray) -> float:
+    """Median shaft depth (planes) 1-4 um from a chain end (the end itself may lie in a crossing)."""
+    pts = chain if at_start else chain[::-1]
+    arc = _arc_um(pts, spacing)
+    near = pts[(arc >= min(1.0, 0.3 * arc[-1])) & (arc <= 4.0)]
+    near = near if len(near) else pts[:1]
+    iy, ix = (np.clip(np.round(near[:, k]).astype(int), 0, depth2d.shape[k] - 1) for k in (0, 1))
+    return float(np.median(depth2d[iy, ix]))
+
+
+def _drop_mixed_depth_bridges(
+    paths: list[np.ndarray], depth2d: np.ndarray, spacing: np.ndarray, z_step_um: float, params: TraceParams
+) -> list[np.ndarray]:
+    """Drop short junction-to-junction branches whose two ends lie at different depths (stacks).
+
+    Where two dendrites at different depths cross at a shallow angle, the skeleton of the
+    projection runs one branch along the stretch where they overlap; its depth (the plane
+    of each pixel's maximum) switches between the two, so joined by depth it would lead
+    from one dendrite into the other. A branch shorter than ``gap_join_um`` meeting others
+    at both ends whose end depths (1-4 um in) differ by more than ``gap_join_depth_um`` is
+    dropped; :func:`_join_gaps` then joins each dendrite across the gap at its own depth.
+    """
+    if len(paths) < 3 or params.gap_join_um <= 0:
+        return paths
+    ends = np.array([p[k] for p in paths for k in (0, -1)]) * spacing
+    owner = np.repeat(np.arange(len(paths)), 2)
+    linked = np.zeros(len(ends), bool)
+    for a, b in cKDTree(ends).query_pairs(max(2.01 * float(spacing.max()), params.junction_um)):
+        if owner[a] != owner[b]:
+            linked[[a, b]] = True
+    keep = []
+    for i, path in enumerate(paths):
+        inner = linked[2 * i] and linked[2 * i + 1] and _arc_um(path, spacing)[-1] < params.gap_join_um
+        step = abs(_end_depth(path, True, depth2d, spacing) - _end_depth(path, False, depth2d, spacing))
+        keep.append(not (inner and step * z_step_um > params.gap_join_depth_um))
+    return [p for p, k in zip(paths, keep, strict=True) if k]
+
+
+def _join_gaps(
+    chains: list[np.ndarray], depth2d: np.ndarray, spacing: np.ndarray, z_step_um: float, params: TraceParams
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Join chain ends that point at each other across a short gap at the same depth (stacks).
+
+    Where a dendrite passes above or below another at a shallow angle, the skeleton of the
+    projection shares one long junction-to-junction branch between both, so the deeper (or
+    dimmer) dendrite ends on either side of the crossing. Two ends at most ``gap_join_um``
+    apart, each pointing at the other within ``gap_join_angle_deg`` (directions measured
+    1-4 um from the end), whose shafts 1-4 um from the ends lie at depths (``depth2d``, the
+    plane of the maximum of each projected pixel) within ``gap_join_depth_um``, are joined
+    by a straight line, closest pairs first and without closing loops.
+
+    Returns
+    -------
+    chains : list of ndarray
+        The joined chains.
+    bridges : list of ndarray
+        Per chain, the (y, x) points of the straight lines inserted (kept in place by recentring).
+    """
+    if params.gap_join_um <= 0 or len(chains) < 2:
+        return chains, [np.zeros((0, 2)) for _ in chains]
+    ends = [(i, e) for i, c in enumerate(chains) for e in (0, 1) if len(c) >= 3]
+    # each end is cut back by end_trim_um (its last stretch may bend into the crossing)
+    cut = {}
+    for i, e in ends:
+        arc = _arc_um(chains[i] if e == 0 else chains[i][::-1], spacing)
+        cut[(i, e)] = int(np.searchsorted(arc, min(params.end_trim_um, 0.3 * arc[-1])))
+    point = {k: (chains[k[0]][cut[k]] if k[1] == 0 else chains[k[0]][-1 - cut[k]]) for k in ends}
+    inward = {k: _end_direction(chains[k[0]], k[1] == 0, spacing, 4.0, 1.0) for k in ends}
+    depth = {k: _end_depth(chains[k[0]], k[1] == 0, depth2d, spacing) for k in ends}
+    min_cos = np.cos(np.deg2rad(params.gap_join_angle_deg))
+    candidates = []
+    for a in range(len(ends)):
+        for b in range(a + 1, len(ends)):
+            ka, kb = ends[a], ends[b]
+            if ka[0] == kb[0]:
+                continue
+            tips = (chains[kb[0]][-kb[1]] - chains[ka[0]][-ka[1]]) * spacing
+            gap = (point[kb] - point[ka]) * spacing
+            length = float(np.linalg.norm(gap))
+            if np.linalg.norm(tips) > params.gap_join_um or length == 0:
+                continue
+            line = gap / length
+            aligned = -inward[ka] @ line >= min_cos and inward[kb] @ line >= min_cos
+            if aligned and abs(depth[ka] - depth[kb]) * z_step_um <= params.gap_join_depth_um:
+                candidates.append((length, ka, kb))
+    group = list(range(len(chains)))
+
+    def root(i):
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    links: dict = {}
+    for _, ka, kb in sorted(candidates):
+        if ka in links or kb in links or root(ka[0]) == root(kb[0]):
+            continue
+        links[ka], links[kb] = kb, ka
+        group[root(ka[0])] = root(kb[0])
+    if not links:
+        return chains, [np.zeros((0, 2)) for _ in chains]
+    out, bridges = [], []
+    used = np.zeros(len(chains), bool)
+    for i in range(len(chains)):
+        if used[i]:
+            continue
+        # from end 0 of chain i through its links to the group's free end, then walk back along it
+        j, e = i, 0
+        while (j, e) in links:
+            j, e = links[(j, e)]
+            e = 1 - e
+        pieces, bridge = [], []
+        while True:
+            used[j] = True
+            c = chains[j] if e == 0 else chains[j][::-1]
+            if pieces:
+                c = c[cut[(j, e)] :]
+                start, stop = pieces[-1][-1], c[0]
+                n = max(int(np.ceil(np.linalg.norm(stop - start))), 1)
+                line = start + (stop - start) * (np.arange(1, n) / n)[:, None]
+                pieces.append(line)
+                bridge.append(line)
+            pieces.append(c)
+            nxt = links.get((j, 1 - e))
+            if nxt is None:
+                break
+            pieces[-1] = pieces[-1][: len(pieces[-1]) - cut[(j, 1 - e)]]
+            j, e = nxt
+        out.append(np.concatenate(pieces))
+        bridges.append(np.concatenate(bridge) if bridge else np.zeros((0, 2)))
+    return out, bridges
+
+
 def _orient(chain: np.ndarray) -> np.ndarray:
     """Apply the arc convention: run towards +x (or +y for steep dendrites)."""
     dy, dx = chain[-1, -2:] - chain[0, -2:]
@@ -397,22 +566,47 @@ def _arc_um(coords: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(steps)])
 
 
-def _recentre(chain: np.ndarray, smooth2d: np.ndarray, radius_px: float, smooth_px: float) -> np.ndarray:
-    """Move centreline points to the intensity centroid across the shaft (the skeleton is pulled by spines)."""
+def _recentre(
+    chain: np.ndarray,
+    smooth: np.ndarray,
+    radius_px: float,
+    smooth_px: float,
+    movable: np.ndarray | None = None,
+    depth: np.ndarray | None = None,
+) -> np.ndarray:
+    """Move centreline points to the intensity centroid across the shaft (the skeleton is pulled by spines).
+
+    ``smooth`` is the smoothed 2D image, or with ``depth`` (planes, one per point) the
+    smoothed stack, sampled across the shaft in the plane of each point's own depth: in a
+    projection a second dendrite crossing above or below at a shallow angle merges with this
+    one over micrometres and pulls the centreline between the two, while at the shaft's own
+    depth the other is blurred away. Only points where ``movable`` is true move.
+    """
     offsets = np.arange(-RECENTRE_REACH * radius_px, RECENTRE_REACH * radius_px + 0.25, 0.5)
     for _ in range(RECENTRE_ITERATIONS):
         tangent = np.gradient(chain, axis=0)
         tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
         normal = np.column_stack([tangent[:, 1], -tangent[:, 0]])
         samples = chain[:, None, :] + offsets[None, :, None] * normal[:, None, :]
-        values = ndi.map_coordinates(smooth2d, samples.reshape(-1, 2).T, order=1, mode="nearest")
+        coords = [samples[..., 0].ravel(), samples[..., 1].ravel()]
+        if depth is not None:
+            coords.insert(0, np.broadcast_to(depth[:, None], samples.shape[:2]).ravel())
+        values = ndi.map_coordinates(smooth, np.stack(coords), order=1, mode="nearest")
         values = values.reshape(len(chain), len(offsets))
         lo, hi = values.min(axis=1, keepdims=True), values.max(axis=1, keepdims=True)
         weights = np.clip(values - 0.5 * (lo + hi), 0, None)
         shift = (weights * offsets).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-12)
+        if movable is not None:
+            shift = np.where(movable, shift, 0.0)
         shift = ndi.gaussian_filter1d(shift, 2 * smooth_px, mode="nearest")
         chain = chain + shift[:, None] * normal
     return chain
+
+
+def _away_from(chain: np.ndarray, fixed: np.ndarray) -> np.ndarray | None:
+    """Points of ``chain`` more than a pixel from ``fixed`` (the straight lines of :func:`_join_gaps`, where
+    another shaft crosses and would pull them); None when there is nothing fixed."""
+    return cKDTree(fixed).query(chain)[0] > 1.0 if len(fixed) else None
 
 
 def _drop_hugging_chains(rows: list, smooth2d: np.ndarray, spacing: np.ndarray, params: TraceParams) -> list:
@@ -486,17 +680,28 @@ def _follow_depth(profiles: np.ndarray, step_um: np.ndarray, z_step_um: float, p
     return zq[path]
 
 
+def _smooth_stack(stack: np.ndarray, spacing_um: tuple[float, ...], radius_um: float) -> np.ndarray:
+    """The stack smoothed for following shafts in depth (a shaft radius laterally, half a plane axially)."""
+    z_step, py, px = spacing_um
+    return ndi.gaussian_filter(stack, (max(0.5, 0.5 / z_step), radius_um / py, radius_um / px))
+
+
 def _lift_to_3d(
-    stack: np.ndarray, yx: np.ndarray, spacing_um: tuple[float, ...], radius_um: float, params: TraceParams
+    stack: np.ndarray,
+    yx: np.ndarray,
+    spacing_um: tuple[float, ...],
+    radius_um: float,
+    params: TraceParams,
+    smooth: np.ndarray | None = None,
 ) -> np.ndarray:
     """z (planes, sub-plane) of the shaft centre at each centreline point of a stack.
 
     The shaft is followed in depth by :func:`_follow_depth`; each point then takes the
     local maximum of its axial profile nearest that path (parabolic sub-plane refinement).
+    ``smooth`` is :func:`_smooth_stack` of ``stack`` when already computed.
     """
     z_step, py, px = spacing_um
-    sigma = (max(0.5, 0.5 / z_step), radius_um / py, radius_um / px)
-    smooth = ndi.gaussian_filter(stack, sigma)
+    smooth = _smooth_stack(stack, spacing_um, radius_um) if smooth is None else smooth
     iy = np.clip(np.round(yx[:, 0]).astype(int), 0, stack.shape[1] - 1)
     ix = np.clip(np.round(yx[:, 1]).astype(int), 0, stack.shape[2] - 1)
     profiles = smooth[:, iy, ix]  # (Z, n)
@@ -526,12 +731,15 @@ def _lift_to_3d(
     return z
 
 
-def _projection(image: PreparedImage, params: TraceParams) -> np.ndarray:
-    """Maximum projection of the 3D-smoothed stack (a plain maximum projection of noise is bright)."""
+def _projection(image: PreparedImage, params: TraceParams) -> tuple[np.ndarray, np.ndarray]:
+    """Maximum projection of the 3D-smoothed stack (a plain maximum projection of noise is bright)
+    and the plane of each maximum."""
     z_step, py, px = image.spacing_um
     radius = params.shaft_radius_um
     sigma = (max(0.5, 0.5 * radius / z_step), 0.5 * radius / py, 0.5 * radius / px)
-    return ndi.gaussian_filter(image.data, sigma).max(axis=0)
+    smooth = ndi.gaussian_filter(image.data, sigma)
+    depth = smooth.argmax(axis=0)
+    return np.take_along_axis(smooth, depth[None], axis=0)[0], depth
 
 
 def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -> DendriteTrace:
@@ -549,7 +757,7 @@ def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -
         Possibly with no dendrites (blank or noise-only image).
     """
     data = image.data
-    image2d = _projection(image, params) if image.is_3d else data
+    image2d, depth2d = _projection(image, params) if image.is_3d else (data, None)
     spacing2d = np.asarray(image.pixel_size_um, float)
     pixel_um = float(np.mean(spacing2d))
     mask = segment_shaft(image2d, pixel_um, params)
@@ -562,16 +770,22 @@ def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -
     skel = _prune(skel, params) if skel is not None else None
     if skel is not None:
         paths = _drop_dim_paths(_drop_junction_bridges(skel, params), smooth2d, spacing2d, params)
-        chains = _chains(paths, _join_branches(paths, spacing2d, params))
+        z_step = image.spacing_um[0] if image.is_3d else 1.0
+        if image.is_3d:
+            paths = _drop_mixed_depth_bridges(paths, depth2d, spacing2d, z_step, params)
+        chains = _chains(paths, _join_branches(paths, spacing2d, params, depth2d, z_step))
+        bridges = [np.zeros((0, 2)) for _ in chains]
+        if image.is_3d:
+            chains, bridges = _join_gaps(chains, depth2d, spacing2d, z_step, params)
         rows = []
-        for chain in chains:
+        for chain, bridge in zip(chains, bridges, strict=True):
             if len(chain) < 3:
                 continue
             chain = ndi.gaussian_filter1d(chain, params.smooth_px, axis=0, mode="nearest")
-            chain = _recentre(chain, smooth2d, radius_px, params.smooth_px)
+            chain = _recentre(chain, smooth2d, radius_px, params.smooth_px, _away_from(chain, bridge))
             chain = _trim_ends(chain, spacing2d, params.end_trim_um)
             chain = _extend_ends(chain, smooth2d, spacing2d, params)
-            chain = _recentre(chain, smooth2d, radius_px, params.smooth_px)
+            chain = _recentre(chain, smooth2d, radius_px, params.smooth_px, _away_from(chain, bridge))
             chain = np.clip(chain, 0, np.asarray(image2d.shape) - 1)
             chain = _orient(chain)
             arc = _arc_um(chain, spacing2d)
@@ -579,10 +793,21 @@ def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -
                 rows.append((chain, arc))
         rows = _drop_hugging_chains(sorted(rows, key=lambda r: -r[1][-1]), smooth2d, spacing2d, params)
         frames = []
+        smooth3d = _smooth_stack(data, image.spacing_um, params.shaft_radius_um) if image.is_3d else None
         for dendrite_id, (chain, arc) in enumerate(rows):
             z = np.full(len(chain), np.nan)
             if image.is_3d:
-                z = _lift_to_3d(data, chain, image.spacing_um, params.shaft_radius_um, params)
+                lift = (image.spacing_um, params.shaft_radius_um, params, smooth3d)
+                z = _lift_to_3d(data, chain, *lift)
+                others = [c for k, (c, _) in enumerate(rows) if k != dendrite_id]
+                if others and params.depth_recentre_um > 0:
+                    # where another dendrite is near in the projection, recentre at this one's depth
+                    gap = cKDTree(np.concatenate(others) * spacing2d).query(chain * spacing2d)[0]
+                    near = gap < params.depth_recentre_um
+                    if near.any():
+                        chain = _recentre(chain, smooth3d, radius_px, params.smooth_px, near, depth=z)
+                        chain = np.clip(chain, 0, np.asarray(image2d.shape) - 1)
+                        z = _lift_to_3d(data, chain, *lift)
                 z = ndi.gaussian_filter1d(z, 4 * params.smooth_px, mode="nearest")
                 arc = _arc_um(np.column_stack([z, chain]), np.asarray(image.spacing_um))
             frames.append(

@@ -502,6 +502,11 @@ def find_candidates(
         peaks = np.concatenate([peaks, extra])
     if image.is_3d and params.detect.fit_head_depth and np.all(np.isfinite(sigma_px)):
         positions = fit_head_depths(residual, peaks, positions, sigma_px)
+        # the fit moves heads up to 1.5 planes in depth: a peak found above or below a
+        # crossing can land next to the other shaft, whose light it then is
+        voxels = np.clip(np.round(positions).astype(int), 0, np.asarray(residual.shape) - 1)
+        clear = _clear_of_other_dendrites(voxels, image, trace, model, params.detect.crossing_clearance_um)
+        positions, snr = positions[clear], snr[clear]
     order = np.argsort(-snr)
     positions, snr = positions[order], snr[order]
     if image.is_3d:

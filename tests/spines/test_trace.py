@@ -92,3 +92,59 @@ def test_stack_centreline_keeps_to_its_shaft_under_a_brighter_crossing_one():
         stack, chain, (1.0, 0.2, 0.2), 0.5, TraceParams(lift_jump_cost=0.0, lift_max_slope=100.0)
     )
     assert np.abs(free[45:56] - 10.0).max() < 0.5
+
+
+def _crossing_stack(angle_deg: float = 25.0, depths=(5.0, 10.0), shape=(16, 128, 256), seed: int = 0):
+    """Two equally bright straight shafts through the centre, ``angle_deg`` apart in the
+    projection and at different depths (planes): the overlap in the projection is ~7 um long."""
+    nz, ny, nx = shape
+    z, y, x = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")
+    light = np.zeros(shape)
+    for angle, depth in zip((0.0, angle_deg), depths, strict=True):
+        t = np.deg2rad(angle)
+        across = -(y - ny / 2) * np.cos(t) + (x - nx / 2) * np.sin(t)
+        light += np.exp(-0.5 * (across / 2.5) ** 2 - 0.5 * (z - depth) ** 2)
+    image = np.random.default_rng(seed).poisson(40.0 * light + 2.0).astype(np.float32)
+    return image, [(np.deg2rad(a), d) for a, d in zip((0.0, angle_deg), depths, strict=True)]
+
+
+def test_stack_dendrites_crossing_at_a_shallow_angle_at_different_depths_stay_whole():
+    # In the projection the two shafts overlap over ~7 um and the skeleton runs one branch
+    # along the overlap, whose depth switches between the shafts: each dendrite must still
+    # be traced as one centreline on its own shaft, through the crossing, at its own depth.
+    image, lines = _crossing_stack()
+    trace = trace_dendrites(prepare_image(image, 0.2, 1.0))
+    assert trace.n_dendrites == 2
+    ny, nx = image.shape[1:]
+    followed = []
+    for _, points in trace.centreline.groupby("dendrite_id"):
+        yx, z = points[["y", "x"]].to_numpy(), points["z"].to_numpy()
+        on = [
+            np.mean(
+                (np.abs(-(yx[:, 0] - ny / 2) * np.cos(t) + (yx[:, 1] - nx / 2) * np.sin(t)) < 1.5)
+                & (np.abs(z - depth) < 0.6)
+            )
+            for t, depth in lines
+        ]
+        followed.append(int(np.argmax(on)))
+        assert max(on) > 0.98  # on one shaft (within 0.3 um laterally and 0.6 planes) all along
+        assert np.ptp(yx[:, 1]) > 0.9 * (nx - 1)  # and across the whole field, through the crossing
+    assert sorted(followed) == [0, 1]
+
+
+def test_recentring_at_depth_follows_its_own_shaft_not_the_projection():
+    # two parallel shafts 0.6 um apart laterally, at z = 4 and z = 10: in the projection they
+    # merge and the centroid lies between them; in the planes at z = 4 only the first is there
+    from scipy import ndimage as ndi
+
+    from imagingkit.spines.dendrite import _recentre
+
+    stack = np.zeros((15, 40, 100), np.float32)
+    stack[4, 20, :] = 1.0
+    stack[10, 23, :] = 1.0
+    stack = ndi.gaussian_filter(stack, (1.0, 2.0, 2.0))
+    chain = np.column_stack([np.full(100, 21.5), np.arange(100.0)])
+    at_depth = _recentre(chain, stack, 2.5, 2.0, depth=np.full(100, 4.0))
+    np.testing.assert_allclose(at_depth[10:-10, 0], 20.0, atol=0.3)
+    projected = _recentre(chain, stack.max(axis=0), 2.5, 2.0)
+    assert np.all(np.abs(projected[10:-10, 0] - 21.5) < 0.5)  # the projection alone cannot separate them
