@@ -148,6 +148,15 @@ class TraceParams:
                 "TraceParams.lift_max_slope must be positive and lift_jump_cost >= 0, got "
                 f"{self.lift_max_slope} and {self.lift_jump_cost}"
             )
+        if not (self.gap_join_um >= 0 and self.depth_recentre_um >= 0 and self.gap_join_depth_um >= 0):
+            raise ParameterError(
+                "TraceParams.gap_join_um, depth_recentre_um and gap_join_depth_um must be >= 0, got "
+                f"{self.gap_join_um}, {self.depth_recentre_um} and {self.gap_join_depth_um}"
+            )
+        if not 0 < self.gap_join_angle_deg <= 90:
+            raise ParameterError(
+                f"TraceParams.gap_join_angle_deg must be in (0, 90], got {self.gap_join_angle_deg}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,6 +83,10 @@ def test_bad_parameters():
 
     with pytest.raises(ParameterError, match="lift_max_slope"):
         TraceParams(lift_max_slope=0.0)
+    with pytest.raises(ParameterError, match="gap_join_um"):
+        TraceParams(gap_join_um=-1.0)
+    with pytest.raises(ParameterError, match="gap_join_angle_deg"):
+        TraceParams(gap_join_angle_deg=120.0)
     with pytest.raises(ParameterError, match="deblend_rounds"):
         DetectParams(deblend_rounds=-1)
     with pytest.raises(ParameterError, match="deblend_min_own_fraction"):

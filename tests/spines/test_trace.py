@@ -130,6 +130,9 @@ def test_stack_dendrites_crossing_at_a_shallow_angle_at_different_depths_stay_wh
         assert max(on) > 0.98  # on one shaft (within 0.3 um laterally and 0.6 planes) all along
         assert np.ptp(yx[:, 1]) > 0.9 * (nx - 1)  # and across the whole field, through the crossing
     assert sorted(followed) == [0, 1]
+    # without the depth rules (projection graph only) the crossing breaks the deeper dendrite
+    off = TraceParams(gap_join_um=0.0, depth_recentre_um=0.0, gap_join_depth_um=np.inf)
+    assert trace_dendrites(prepare_image(image, 0.2, 1.0), off).n_dendrites != 2
 
 
 def test_recentring_at_depth_follows_its_own_shaft_not_the_projection():
