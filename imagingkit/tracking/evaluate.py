@@ -157,31 +157,78 @@ def _events(counted: pd.DataFrame) -> set[tuple]:
     return out
 
 
-def track_identity(detections: pd.DataFrame, true_id: np.ndarray) -> pd.Series:
+def track_identity(
+    detections: pd.DataFrame,
+    true_id: np.ndarray,
+    tracks: pd.DataFrame | None = None,
+    truth: pd.DataFrame | None = None,
+    tolerance_px: float | None = None,
+) -> pd.Series:
     """True identity of every predicted track: the one most of its detections have.
 
     Tracks made only of false detections get unique negative identities (-1, -2, ...), so
-    their gains and losses count as false events.
+    their gains and losses count as false events. With ``tracks``, a track that holds no input
+    detection (spines the tracker found on the images, e.g. ``discovered``) is identified by
+    position (:func:`position_identity`): the true spine present in that session nearest to
+    its position (reference frame) within ``tolerance_px``, one-to-one per session; a track
+    matching none gets a fresh negative identity (a false discovery, whose events are false).
     """
     frame = pd.DataFrame({"track_id": detections["track_id"].to_numpy(), "truth": np.asarray(true_id)})
     real = frame[frame["truth"] >= 0].groupby("track_id")["truth"].agg(lambda v: v.mode().iloc[0])
-    tracks = np.unique(frame["track_id"].to_numpy())
-    false = tracks[~np.isin(tracks, real.index.to_numpy())]
+    tracks_ids = np.unique(frame["track_id"].to_numpy())
+    if tracks is not None:
+        by_place = position_identity(tracks, tracks_ids, truth, tolerance_px)
+        real = pd.concat([real, by_place[by_place >= 0]])
+        tracks_ids = np.union1d(tracks_ids, by_place.index.to_numpy())
+    false = tracks_ids[~np.isin(tracks_ids, real.index.to_numpy())]
     fake = pd.Series(-1 - np.arange(len(false)), index=false)
     return pd.concat([real, fake]).sort_index()
 
 
+def position_identity(
+    tracks: pd.DataFrame, with_detection: np.ndarray, truth: pd.DataFrame | None, tolerance_px: float | None
+) -> pd.Series:
+    """True identity of the tracks holding no input detection, by position; -1 where none matches.
+
+    Every present row of such a track (not in ``with_detection``) is matched to the true spines
+    present in its session (``truth`` rows with ``present``, positions ``y_ref, x_ref``) one-to-one
+    within ``tolerance_px`` (:func:`match_to_truth`); a track takes the identity most of its rows
+    match. Without ``truth`` or ``tolerance_px`` every such track is unmatched (-1).
+    """
+    rows = tracks[~tracks["track_id"].isin(with_detection) & tracks["present"].astype(bool)]
+    if len(rows) == 0:
+        return pd.Series(dtype=int)
+    if truth is None or tolerance_px is None:
+        matched = np.full(len(rows), -1)
+    else:
+        true_ref = truth.rename(columns={"y": "y_session", "x": "x_session", "y_ref": "y", "x_ref": "x"})
+        matched = match_to_truth(rows[["session", "y", "x"]], true_ref, tolerance_px)
+    votes = pd.DataFrame({"track_id": rows["track_id"].to_numpy(), "truth": matched})
+    return votes.groupby("track_id")["truth"].agg(
+        lambda v: v[v >= 0].mode().iloc[0] if (v >= 0).any() else -1
+    )
+
+
 def event_scores(
-    tracks: pd.DataFrame, detections: pd.DataFrame, true_id: np.ndarray, truth_tracks_: pd.DataFrame
+    tracks: pd.DataFrame,
+    detections: pd.DataFrame,
+    true_id: np.ndarray,
+    truth_tracks_: pd.DataFrame,
+    truth: pd.DataFrame | None = None,
+    tolerance_px: float | None = None,
 ) -> dict:
     """Precision, recall and F1 of gain and loss events between consecutive sessions.
 
-    Each predicted track is given its true identity (:func:`track_identity`); its events are
+    Each predicted track is given its true identity (:func:`track_identity`; tracks without an
+    input detection by position in ``truth`` within ``tolerance_px``); its events are
     transitions of ``counted`` between sessions observable in the track table. True events
-    come from ``truth_tracks_`` (see :func:`truth_tracks`). An event matches if identity,
-    session and kind agree.
+    come from ``truth_tracks_`` (see :func:`truth_tracks`); tracks identified as a true spine
+    that ``truth_tracks_`` leaves out (the ``seen_`` reference) are left out too. An event
+    matches if identity, session and kind agree.
     """
-    identity = track_identity(detections, true_id)
+    identity = track_identity(detections, true_id, tracks, truth, tolerance_px)
+    reference_ids = truth_tracks_["track_id"].unique()
+    identity = identity[(identity < 0) | identity.isin(reference_ids)]
 
     def table(frame: pd.DataFrame) -> pd.DataFrame:
         values = np.where(frame["state"] == "out_of_view", np.nan, frame["counted"].astype(float))
@@ -230,6 +277,7 @@ def score_tracking(
     true_id: np.ndarray,
     image_shapes: Sequence[Sequence[int]] | None,
     margin_px: float,
+    tolerance_px: float | None = None,
 ) -> dict:
     """Every accuracy figure of a :class:`~imagingkit.tracking.session.TrackingResult`.
 
@@ -245,6 +293,10 @@ def score_tracking(
         Per session image shape (observability rule); None uses ``in_fov``.
     margin_px : float
         Edge margin, pixels (the tracker's ``fates.edge_margin_um / pixel_size_um``).
+    tolerance_px : float, optional
+        Match tolerance (reference-frame pixels) identifying tracks that hold no input detection
+        (spines found on the images) with the true spine present nearest to them
+        (:func:`track_identity`); None: such tracks are false.
 
     Returns
     -------
@@ -258,16 +310,15 @@ def score_tracking(
     k = result.params.fates.loss_min_sessions
     bio = truth_tracks(truth, view, "present", 1)
     out = {**link_scores(result.detections, true_id)}
-    out.update(event_scores(result.tracks, result.detections, true_id, bio))
+    out.update(event_scores(result.tracks, result.detections, true_id, bio, truth, tolerance_px))
     out.update(statistic_errors(result.turnover, compute_turnover(bio, times)))
     if "detected" in truth:
         seen = truth.groupby("spine_id")["detected"].transform("any").to_numpy(bool)
-        scores = event_scores(
-            result.tracks, result.detections, true_id, truth_tracks(truth[seen], view[seen], "present", 1)
-        )
+        seen_truth = truth_tracks(truth[seen], view[seen], "present", 1)
+        scores = event_scores(result.tracks, result.detections, true_id, seen_truth, truth, tolerance_px)
         out.update({f"seen_{key}": value for key, value in scores.items()})
         oracle = truth_tracks(truth, view, "detected", k)
-        scores = event_scores(result.tracks, result.detections, true_id, oracle)
+        scores = event_scores(result.tracks, result.detections, true_id, oracle, truth, tolerance_px)
         scores.update(statistic_errors(result.turnover, compute_turnover(oracle, times)))
         out.update({f"oracle_{key}": value for key, value in scores.items()})
     return out

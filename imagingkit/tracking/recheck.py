@@ -23,17 +23,25 @@ the place shows light but no peak of its own.
    spines clearly more often than it would by chance (:func:`refinding_pays`): in tables that
    miss nothing, a track's absence is the table's own verdict, and the rare peak of noise or
    of a neighbour's flank at a lost spine's place would only move its loss a session later.
-3. The re-found spines join the detections and everything is linked again, so a spine missed
-   in some sessions keeps its identity and a neighbour cannot take its place.
-4. A spine lost and a new one formed close by, within the linking gate, are linked as one
+3. Spines that no input table holds (a spine present in a single session and missed there
+   has no track to look at) are discovered where re-finding pays: the spine detector's own
+   spines on each session's image (:func:`imagingkit.spines.detect_spines`) that lie farther
+   than ``exclusion_um`` from every track's position in that session and show a peak
+   ``>= discover_min_evidence`` (:func:`discover_spines`; twice the detector's threshold: a
+   spine the input cannot have missed by chance of the threshold). A complete table never
+   gets spines added, as it never gets spines re-found.
+4. The re-found and discovered spines join the detections and everything is linked again, so
+   a spine missed in some sessions keeps its identity and a neighbour cannot take its place;
+   discovered spines are present rows with ``discovered=True`` and ``spine_id`` missing.
+5. A spine lost and a new one formed close by, within the linking gate, are linked as one
    spine: consecutive detections of a track much farther apart than the detections of the
    other tracks between the same sessions, where either image shows no peak at the other's
    place, are two spines (:func:`split_jumps`).
-5. A spine the linker left in two tracks (a link refused, e.g. by the dendrite gate where the
+6. A spine the linker left in two tracks (a link refused, e.g. by the dendrite gate where the
    tracings differ) shows as a loss and a gain at one place: tracks at one place (within
    ``search_um``), on one dendrite, never present together, with no absence between them that
    the image confirms, are joined (:func:`join_fragments`).
-6. The absences left are measured again: re-found ones count as present (``present=True``,
+7. The absences left are measured again: re-found ones count as present (``present=True``,
    ``refound=True``, ``spine_id`` missing); where even the light is below ``min_evidence``
    (nothing the detector would come near) the absence of a spine the image showed when
    detected (level ``>= min_seen_evidence``) is confirmed (``absence_confirmed=True``):
@@ -56,7 +64,7 @@ rows are left as the reviewer set them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -113,6 +121,11 @@ class RecheckParams:
         Consecutive detections of a track farther apart than ``search_um`` and this many times
         the median distance of consecutive detections between the same two sessions are
         checked for being two spines (:func:`split_jumps`); 0 turns it off.
+    discover_min_evidence : float
+        Peak evidence from which a spine the detector finds where no track is joins the
+        tracking when re-finding pays (:func:`discover_spines`); 0 turns discovery off. Of the
+        detector's spines far from every track, those of spines the input missed show peaks
+        well above the detector's threshold, those that no true spine explains rarely do.
     """
 
     enabled: bool = True
@@ -124,12 +137,17 @@ class RecheckParams:
     jump_factor: float = 5.0
     min_seen_evidence: float = 1.0
     min_refound_fraction: float = 0.05
+    discover_min_evidence: float = 2.0
 
     def __post_init__(self) -> None:
         if not self.min_evidence > 0 or self.relative_evidence < 0 or self.min_seen_evidence < 0:
             raise ParameterError(
                 f"recheck.min_evidence must be > 0, relative_evidence and min_seen_evidence >= 0, got "
                 f"{self.min_evidence}, {self.relative_evidence} and {self.min_seen_evidence}"
+            )
+        if self.discover_min_evidence < 0:
+            raise ParameterError(
+                f"recheck.discover_min_evidence must be >= 0 (0: off), got {self.discover_min_evidence}"
             )
         if not 0 <= self.min_refound_fraction <= 1:
             raise ParameterError(
@@ -414,6 +432,52 @@ def missed_spines(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckPar
     return found.loc[keep].sort_values(["session", "track_id"])
 
 
+def discover_spines(
+    candidates: Sequence[np.ndarray],
+    tracks: pd.DataFrame,
+    peak_evidence: Evidence,
+    pixel_size_um: float,
+    params: RecheckParams,
+) -> pd.DataFrame:
+    """Spines found on the images where no track is (step 3 of the module docstring).
+
+    Parameters
+    ----------
+    candidates : sequence of ndarray
+        Per session, the spines the detector finds on that session's image, ``(n, 3)``
+        reference-frame pixels ``y, x, z`` (z NaN in 2D).
+    tracks : DataFrame
+        A track table (one row per track per session; absent rows at the track's position).
+    peak_evidence : callable
+        ``peak_evidence(session, points_ref)`` (:func:`peaks_only` of :func:`evidence_map`).
+    pixel_size_um : float
+    params : RecheckParams
+
+    Returns
+    -------
+    DataFrame
+        ``session, y, x, z, peak_evidence`` of the candidates farther than ``exclusion_um``
+        (laterally) from every track's position in their session with a peak evidence
+        ``>= discover_min_evidence``; empty when ``discover_min_evidence`` is 0.
+    """
+    columns = ["session", "y", "x", "z", "peak_evidence"]
+    parts = []
+    for session, points in enumerate(candidates):
+        points = np.asarray(points, float).reshape(-1, 3)
+        if params.discover_min_evidence <= 0 or len(points) == 0:
+            continue
+        here = tracks.loc[tracks["session"] == session, ["y", "x"]].to_numpy(float)
+        far = np.ones(len(points), bool)
+        if len(here):
+            far = cKDTree(here).query(points[:, :2])[0] * pixel_size_um > params.exclusion_um
+        points = points[far]
+        value = np.asarray(peak_evidence(session, points), float) if len(points) else np.zeros(0)
+        keep = np.nan_to_num(value, nan=0.0) >= params.discover_min_evidence
+        found = pd.DataFrame(points[keep], columns=["y", "x", "z"]).assign(peak_evidence=value[keep])
+        parts.append(found.assign(session=session)[columns])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
 def join_fragments(
     tracks: pd.DataFrame,
     pixel_size_um: float,
@@ -501,7 +565,7 @@ def confirm_absences(
     fates: FateParams = FateParams(),
     refind: bool = True,
 ) -> pd.DataFrame:
-    """Final check (step 6 of the module docstring) of a track table with ``evidence``.
+    """Final check (step 7 of the module docstring) of a track table with ``evidence``.
 
     Re-found rows are one per place (:func:`missed_spines`); none without ``refind`` (the input
     misses no spines, see :func:`refinding_pays`): absences are then only confirmed.

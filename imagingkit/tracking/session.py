@@ -29,6 +29,7 @@ from imagingkit.tracking.recheck import (
     RecheckParams,
     confirm_absences,
     detach_outliers,
+    discover_spines,
     evidence_at,
     evidence_map,
     join_fragments,
@@ -174,6 +175,7 @@ def track_spines(
     images: Sequence[np.ndarray] | None = None,
     traces: Sequence[Any] | None = None,
     spine_params: Any = None,
+    detector_tables: Sequence[pd.DataFrame | None] | None = None,
 ) -> TrackingResult:
     """Link spine tables across sessions, classify fates and compute turnover statistics.
 
@@ -203,6 +205,10 @@ def track_spines(
         Per session dendrite trace of that image (``SpineResult.trace``, or None to trace again).
     spine_params : imagingkit.spines.SpineParams, optional
         Detection parameters (their thresholds scale the evidence of the image check).
+    detector_tables : sequence of DataFrame or None, optional
+        Per session, the spine detector's table of that image when already at hand (None:
+        detected here when needed). Spines that no input table holds are discovered among them
+        where the tables are incomplete (:mod:`.recheck`, step 3).
 
     Returns
     -------
@@ -247,7 +253,14 @@ def track_spines(
     tracks = classify_fates(build_tracks(linked, n_sessions, times, in_view), params.fates)
     if images is not None and params.recheck.enabled:
         evidence = _evidence_on_images(images, traces, to_session, params, spine_params)
-        linked, tracks = _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, params)
+
+        def candidates() -> list[np.ndarray]:  # the detector's spines, reference frame (discovery)
+            found = _detector_tables(images, params, spine_params, detector_tables)
+            return _candidates_in_reference(found, to_reference, stacks)
+
+        linked, tracks = _check_on_images(
+            det, linked, tracks, evidence, n_sessions, times, in_view, params, candidates
+        )
     tracks = _ordered_tracks(tracks)
     stats = summarize(tracks, times, params.bootstrap, dendrite_length_um)
     return TrackingResult(
@@ -255,11 +268,13 @@ def track_spines(
     )
 
 
-def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, params):
-    """Steps 1-6 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, relink, split, join, confirm.
+def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, params, candidates):
+    """Steps 1-7 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, discover spines no
+    table holds, relink, split, join, confirm.
 
-    ``det`` are the detections before linking, ``linked`` and ``tracks`` the first linking.
-    Returns the final ``(linked, tracks)``.
+    ``det`` are the detections before linking, ``linked`` and ``tracks`` the first linking,
+    ``candidates()`` the detector's spines per session (reference frame, computed only when
+    discovery runs). Returns the final ``(linked, tracks)``.
     """
     pixel = params.pixel_size_um
     light, peak = evidence
@@ -267,20 +282,31 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
     judged = judge_absences(first, pixel, params.recheck)
     refind = refinding_pays(judged, params.recheck)
     missed = missed_spines(judged, pixel, params.recheck) if refind else judged.iloc[:0]
+    discover = refind and params.recheck.discover_min_evidence > 0
+    found = discover_spines(candidates(), first, peak, pixel, params.recheck) if discover else None
+    found = _discovered_detections(found, det, pixel, params.z_step_um, in_view)
     refound = np.zeros(len(tracks), bool)
-    if len(missed):
+    discovered = np.zeros(len(tracks), bool)
+    if len(missed) or len(found):
         both = pd.concat(
-            [det.assign(refound=False), _refound_detections(missed, det, pixel, params.z_step_um)],
+            [
+                det.assign(refound=False, discovered=False),
+                _refound_detections(missed, det, pixel, params.z_step_um).assign(discovered=False),
+                found.assign(refound=False, discovered=True),
+            ],
             ignore_index=True,
         )
         both = link_detections(both, n_sessions, params.link)
-        linked = both[~both["refound"]].drop(columns="refound").reset_index(drop=True)
-        tracks = build_tracks(linked, n_sessions, times, in_view)
-        hits = both[both["refound"]][["track_id", "session"]].assign(hit=True)
-        refound = (
-            tracks.merge(hits, on=["track_id", "session"], how="left")["hit"].fillna(False).to_numpy(bool)
-        )
-    tracks = tracks.assign(present=tracks["present"].to_numpy(bool) | refound, refound=refound)
+        is_refound, is_discovered = both["refound"].to_numpy(bool), both["discovered"].to_numpy(bool)
+        both = both.drop(columns=["refound", "discovered"])
+        linked = both[~is_refound & ~is_discovered].reset_index(drop=True)
+        tracks = build_tracks(both[~is_refound], n_sessions, times, in_view)
+        discovered = _hits(tracks, both[is_discovered])
+        tracks["spine_id"] = tracks["spine_id"].mask(discovered)
+        refound = _hits(tracks, both[is_refound])
+    tracks = tracks.assign(
+        present=tracks["present"].to_numpy(bool) | refound, refound=refound, discovered=discovered
+    )
     tracks = split_jumps(tracks, peak, pixel, params.recheck, params.fates)
     tracks = measure_evidence(tracks, light, peak)
     tracks = join_fragments(tracks, pixel, params.recheck, params.fates, params.link.dendrite_gating)
@@ -288,6 +314,95 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
         measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates, refind
     )
     return _relabel_detections(linked, tracks), tracks
+
+
+def _hits(tracks: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """Per track-table row: does ``rows`` (linked detections) hold its (track, session)?"""
+    hits = rows[["track_id", "session"]].assign(hit=True)
+    merged = tracks[["track_id", "session"]].merge(hits, on=["track_id", "session"], how="left")
+    return merged["hit"].fillna(False).to_numpy(bool)
+
+
+def _detector_tables(
+    images: Sequence[np.ndarray], params: TrackingParams, spine_params: Any, given: Sequence | None = None
+) -> list:
+    """The spine detector's table of every session image: ``given[i]``, else :func:`_detect`."""
+    given = list(given) if given is not None else [None] * len(images)
+    if len(given) != len(images):
+        raise ParameterError(f"{len(given)} detector tables for {len(images)} sessions")
+    return [
+        table if table is not None else _detect(np.asarray(image), params, spine_params, i).spines
+        for i, (image, table) in enumerate(zip(images, given, strict=True))
+    ]
+
+
+def _candidates_in_reference(tables: Sequence[pd.DataFrame], to_reference, stacks: bool) -> list[np.ndarray]:
+    """Spine positions of per-session detector tables as ``(n, 3)`` reference-frame ``y, x, z``."""
+    out = []
+    for table, transform in zip(tables, to_reference, strict=True):
+        points = table[["y", "x", "z"]].to_numpy(float) if len(table) else np.zeros((0, 3))
+        mapper = as_point_mapper(transform)
+        if len(points):
+            mapped = mapper(points if stacks else points[:, :2])
+            points = np.column_stack([mapped[:, :2], mapped[:, 2] if stacks else points[:, 2]])
+        out.append(points)
+    return out
+
+
+def _discovered_detections(
+    found: pd.DataFrame | None, det: pd.DataFrame, pixel_size_um: float, z_step_um: float, in_view
+) -> pd.DataFrame:
+    """Discovered spines as rows of a detections table (``det_index`` -1; ``spine_id`` -1).
+
+    A discovered spine lies on the dendrite of the nearest input detection of its session: it
+    takes its (reference) dendrite, and an arc length projected between the two nearest
+    detections on that dendrite. Spines out of view (``in_view``) are left out.
+    """
+    if found is None or len(found) == 0:
+        return det.iloc[:0].copy()
+    rows = []
+    for session, spines in found.groupby("session"):
+        points = spines[["y", "x", "z"]].to_numpy(float)
+        if in_view is not None:
+            points = points[np.asarray(in_view(int(session), points), bool)]
+        here = det[det["session"] == session]
+        if len(points) == 0 or len(here) == 0:
+            continue
+        for point in points:
+            rows.append({"session": int(session), **_place_on_dendrite(point, here)})
+    if not rows:
+        return det.iloc[:0].copy()
+    out = pd.DataFrame(rows)
+    out["det_index"], out["spine_id"], out["intensity_ratio"] = -1, -1, np.nan
+    out["y_um"], out["x_um"] = out["y"] * pixel_size_um, out["x"] * pixel_size_um
+    out["z_um"] = np.nan_to_num(out["z"].to_numpy(float) * z_step_um, nan=0.0)
+    return out[[c for c in det.columns if c in out.columns]]
+
+
+def _place_on_dendrite(point: np.ndarray, here: pd.DataFrame) -> dict:
+    """Dendrite and arc length of a point from the nearest detections of its session (see above)."""
+    yx = here[["y", "x"]].to_numpy(float)
+    nearest = int(np.argmin(np.linalg.norm(yx - point[:2], axis=1)))
+    ref_dendrite = here["ref_dendrite_id"].to_numpy()[nearest]
+    same = here[here["ref_dendrite_id"].to_numpy() == ref_dendrite]
+    same_yx = same[["y", "x"]].to_numpy(float)
+    order = np.argsort(np.linalg.norm(same_yx - point[:2], axis=1))[:2]
+    arcs = same["arc_ref_um"].to_numpy(float)[order]
+    arc = arcs[0]
+    if len(order) == 2:
+        a, b = same_yx[order[0]], same_yx[order[1]]
+        span = float(np.dot(b - a, b - a))
+        if span > 0:
+            arc = arcs[0] + float(np.dot(point[:2] - a, b - a)) / span * (arcs[1] - arcs[0])
+    return {
+        "y": point[0],
+        "x": point[1],
+        "z": point[2],
+        "dendrite_id": int(here["dendrite_id"].to_numpy()[nearest]),
+        "arc_um": arc,
+        "ref_dendrite_id": int(ref_dendrite),
+        "arc_ref_um": arc,
+    }
 
 
 def _refound_detections(missed: pd.DataFrame, det: pd.DataFrame, pixel_size_um: float, z_step_um: float):
@@ -418,8 +533,9 @@ def track_sessions(
     without a table are passed to :func:`imagingkit.spines.detect_spines`; spine positions
     (y, x, and z for stacks) are mapped to the reference frame with the transforms, linked,
     classified and counted; every absence is then checked on the session's image
-    (:mod:`imagingkit.tracking.recheck`: missed spines re-found, absences confirmed). Dendrite
-    lengths for densities come from the reference session's detection when it was detected here.
+    (:mod:`imagingkit.tracking.recheck`: missed spines re-found, spines no table holds discovered
+    among the detector's spines, absences confirmed). Dendrite lengths for densities come from
+    the reference session's detection when it was detected here.
 
     Parameters
     ----------
@@ -447,15 +563,18 @@ def track_sessions(
     transforms = _register(images, params.reference_index)
     lengths: dict[int, float] | None = None
     traces: list[Any] = [None] * len(images)
+    detected: list[pd.DataFrame | None] = [None] * len(images)
     for i, table in enumerate(tables):
         if table is not None:
             continue
         result = _detect(images[i], params, spine_params, i)
-        tables[i] = result.spines
+        tables[i] = detected[i] = result.spines
         traces[i] = result.trace
         if i == params.reference_index and len(result.dendrites):
             lengths = dict(
                 zip(result.dendrites["dendrite_id"].astype(int), result.dendrites["length_um"], strict=True)
             )
     shapes = [img.shape for img in images]
-    return track_spines(tables, times, params, transforms, shapes, lengths, images, traces, spine_params)
+    return track_spines(
+        tables, times, params, transforms, shapes, lengths, images, traces, spine_params, detected
+    )

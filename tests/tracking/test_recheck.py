@@ -8,11 +8,12 @@ import pytest
 from imagingkit.errors import ParameterError
 from imagingkit.synth import simulate_dendrite_sessions
 from imagingkit.tracking import BootstrapParams, RecheckParams, TrackingParams, track_spines
-from imagingkit.tracking.evaluate import score_tracking
+from imagingkit.tracking.evaluate import match_to_truth, score_tracking, track_identity
 from imagingkit.tracking.fates import FateParams, classify_fates
 from imagingkit.tracking.recheck import (
     confirm_absences,
     detach_outliers,
+    discover_spines,
     evidence_at,
     evidence_map,
     join_fragments,
@@ -264,6 +265,26 @@ def test_a_lost_spine_and_a_new_one_close_by_are_split():
     assert split_jumps(tracks, lost_then_new, PIXEL_UM, off, FateParams())["track_id"].nunique() == 10
 
 
+def test_spines_are_discovered_only_far_from_every_track_and_with_a_clear_peak():
+    tracks = tracks_of(["11", "11"])  # at (20, 20) and (20, 30) px
+    candidates = [
+        np.zeros((0, 3)),
+        np.array([[20.0, 21.0, np.nan], [20.0, 45.0, np.nan], [20.0, 60.0, np.nan]]),
+    ]
+    peaks = spines_at([[], [(20, 45), (20, 60)]])  # 3.0 at the two far candidates
+    found = discover_spines(candidates, tracks, peaks, PIXEL_UM, RecheckParams())
+    # (20, 21) is 0.2 um from track 0: that spine is tracked already
+    assert found[["session", "y", "x"]].to_numpy().tolist() == [[1, 20.0, 45.0], [1, 20.0, 60.0]]
+    assert (found["peak_evidence"] == 3.0).all()
+    # a peak below discover_min_evidence is no discovery; 0 turns discovery off
+    assert (
+        len(discover_spines(candidates, tracks, peaks, PIXEL_UM, RecheckParams(discover_min_evidence=4))) == 0
+    )
+    assert (
+        len(discover_spines(candidates, tracks, peaks, PIXEL_UM, RecheckParams(discover_min_evidence=0))) == 0
+    )
+
+
 def test_bad_parameters_are_refused():
     with pytest.raises(ParameterError, match="min_evidence"):
         RecheckParams(min_evidence=0)
@@ -275,6 +296,8 @@ def test_bad_parameters_are_refused():
         RecheckParams(min_seen_evidence=-1)
     with pytest.raises(ParameterError, match="min_refound_fraction"):
         RecheckParams(min_refound_fraction=1.5)
+    with pytest.raises(ParameterError, match="discover_min_evidence"):
+        RecheckParams(discover_min_evidence=-1)
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +350,8 @@ def test_missed_detections_are_recovered_on_the_images(sim, transforms):
             assert len(refound) > 5
             # a re-found presence is a real spine: its track's spine is present there in the truth
             present = truth.set_index(["spine_id", "session"])["present"]
-            identity = det.groupby("track_id")["spine_id"].agg(lambda v: v.mode().iloc[0])
+            # (a track of spines no table holds, discovered on the images, by its position)
+            identity = track_identity(det, det["spine_id"].to_numpy(), result.tracks, truth, 0.6 / PIXEL_UM)
             keys = list(zip(identity.loc[refound["track_id"]], refound["session"], strict=True))
             assert present.reindex(keys).fillna(False).mean() >= 0.9
     assert scores[True]["event_f1"] >= 0.9 > scores[False]["event_f1"]
@@ -339,7 +363,51 @@ def test_complete_true_positions_lose_no_event_to_the_check(sim, transforms):
     spine and a new one formed close by are not linked as one (both cost events before)."""
     tables = synth_truth_tables(sim)
     _, _, plain = track_and_score(sim, transforms, tables, False)
-    _, _, checked = track_and_score(sim, transforms, tables, True)
+    result, _, checked = track_and_score(sim, transforms, tables, True)
+    assert not result.tracks["discovered"].any()  # a complete table never gets spines added
     assert checked["n_true_gain"] + checked["n_true_loss"] >= 20
     assert checked["gain_f1"] == checked["loss_f1"] == 1.0
     assert checked["survival_baseline_max_err_pp"] <= plain["survival_baseline_max_err_pp"]
+
+
+def test_a_spine_in_no_table_is_discovered_on_the_images(sim, transforms):
+    """Incomplete tables (10 % missed) and one bright spine in no table at all: the detector finds it
+    on the images, and it is tracked as a spine of its own (the old tracker never saw it)."""
+    truth = sim.truth[sim.truth["in_fov"]]
+    session1 = truth[truth["session"] == 1]
+    present = session1[session1["present"]]
+    xy = present[["y", "x"]].to_numpy(float)
+    alone = np.sort(np.linalg.norm(xy[:, None] - xy[None], axis=2), axis=1)[:, 1] * PIXEL_UM > 2.0
+    bright = (present["intensity_ratio"] > 0.8) & (present["head_radius_um"] > 0.3) & alone
+    spine = present[bright.to_numpy()].iloc[0]
+    rng = np.random.default_rng(1)
+    tables = [
+        t[(rng.random(len(t)) >= 0.1) & (t["spine_id"] != spine["spine_id"])].reset_index(drop=True)
+        for t in synth_truth_tables(sim)
+    ]
+    place = np.array([spine["y_ref"], spine["x_ref"]])
+    for discover in (0.0, RecheckParams().discover_min_evidence):
+        params = TrackingParams(
+            pixel_size_um=PIXEL_UM,
+            bootstrap=BootstrapParams(n_boot=5),
+            recheck=RecheckParams(discover_min_evidence=discover),
+        )
+        shapes = [im.shape for im in sim.images]
+        result = track_spines(tables, sim.times_h, params, transforms, shapes, images=sim.images)
+        tracks = result.tracks
+        here = tracks[(tracks["session"] == 1) & tracks["present"]]
+        near = np.linalg.norm(here[["y", "x"]].to_numpy(float) - place, axis=1) * PIXEL_UM <= 0.6
+        if not discover:
+            assert not tracks["discovered"].any() and not near.any()
+            continue
+        assert near.sum() == 1 and here["discovered"].to_numpy()[near].all()
+        assert here["spine_id"].isna().to_numpy()[near].all()
+        # scored by position, the discovered track is that spine
+        det = result.detections
+        identity = track_identity(det, np.zeros(len(det), int), tracks, sim.truth, 0.6 / PIXEL_UM)
+        assert identity.loc[int(here["track_id"].to_numpy()[near][0])] == spine["spine_id"]
+        # most discovered places are real spines (within 0.6 um of a true spine present there)
+        found = tracks[tracks["discovered"]]
+        true_ref = sim.truth.drop(columns=["y", "x"]).rename(columns={"y_ref": "y", "x_ref": "x"})
+        real = match_to_truth(found[["session", "y", "x"]], true_ref, 0.6 / PIXEL_UM) >= 0
+        assert real.mean() >= 0.75
