@@ -27,7 +27,9 @@ gain and loss events, largest error (percentage points) of turnover ratio and ba
 survival against the truth under the same edge rule; ``seen_*`` gain/loss F1 on the spines the
 input holds at least once (a spine missing from every input table is a detection error no
 tracker working from those tables can undo); ``oracle_*`` against the true identities of the
-detections (isolates linking from detection errors).
+detections (isolates linking from detection errors). A track holding no input detection (spines
+the tracker discovered on the images) is the true spine present nearest to it within
+``MATCH_TOLERANCE_UM``, one-to-one per session, else a false spine whose events are false.
 
     .venv/bin/python benchmarks/bench_tracking.py [--quick]
 """
@@ -65,9 +67,8 @@ from imagingkit.tracking.testing import (
 
 OUT = Path(__file__).parent / "results" / "bench_tracking.json"
 PIXEL_UM = 0.2
-MATCH_TOLERANCE_UM = (
-    0.6  # a detection (or a spine found on the images) within this of a true spine is that spine
-)
+#: a detection (or a spine found on the images) within this of a true spine is that spine
+MATCH_TOLERANCE_UM = 0.6
 IMAGE_P_MISS = 0.1  # missed detections dropped at random from the true positions (images part)
 COLUMNS = [
     "part",

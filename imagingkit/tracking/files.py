@@ -113,7 +113,7 @@ def read_tracks_csv(path: str | Path) -> pd.DataFrame:
     missing = [c for c in needed if c not in table.columns]
     if missing:
         raise FileFormatError(f"{path}: missing column(s) {', '.join(missing)} of a tracks table")
-    for column in ("present", "in_view", "reviewed", "refound", "absence_confirmed"):
-        if column in table:  # the last two only where absences were checked on the images
+    for column in ("present", "in_view", "reviewed", "refound", "discovered", "absence_confirmed"):
+        if column in table:  # the last three only where absences were checked on the images
             table[column] = table[column].astype(bool)
     return table

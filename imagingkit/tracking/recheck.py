@@ -24,12 +24,15 @@ the place shows light but no peak of its own.
    miss nothing, a track's absence is the table's own verdict, and the rare peak of noise or
    of a neighbour's flank at a lost spine's place would only move its loss a session later.
 3. Spines that no input table holds (a spine present in a single session and missed there
-   has no track to look at) are discovered where re-finding pays: the spine detector's own
-   spines on each session's image (:func:`imagingkit.spines.detect_spines`) that lie farther
-   than ``exclusion_um`` from every track's position in that session and show a peak
-   ``>= discover_min_evidence`` (:func:`discover_spines`; twice the detector's threshold: a
-   spine the input cannot have missed by chance of the threshold). A complete table never
-   gets spines added, as it never gets spines re-found.
+   has no track to look at) are discovered: the spine detector's own spines on each
+   session's image (:func:`imagingkit.spines.detect_spines`) that lie farther than
+   ``exclusion_um`` from every track's position in that session and show a clear peak,
+   ``>= discover_min_evidence`` (:func:`discover_spines`; three times the detector's
+   threshold: the detector's extra spines next to a tracked spine, a neck or a flank, mostly
+   peak below it, the spines the input missed mostly far above). Only where the tables are
+   clearly incomplete: at least ``discover_min_refound_fraction`` of the judged absences
+   re-found (:func:`refound_fraction`), well above what chance peaks reach in complete
+   tables, so a curated, complete table never gets spines added.
 4. The re-found and discovered spines join the detections and everything is linked again, so
    a spine missed in some sessions keeps its identity and a neighbour cannot take its place;
    discovered spines are present rows with ``discovered=True`` and ``spine_id`` missing.
@@ -123,9 +126,15 @@ class RecheckParams:
         checked for being two spines (:func:`split_jumps`); 0 turns it off.
     discover_min_evidence : float
         Peak evidence from which a spine the detector finds where no track is joins the
-        tracking when re-finding pays (:func:`discover_spines`); 0 turns discovery off. Of the
-        detector's spines far from every track, those of spines the input missed show peaks
-        well above the detector's threshold, those that no true spine explains rarely do.
+        tracking (:func:`discover_spines`); 0 turns discovery off. Of the detector's spines far
+        from every track, those of spines the input missed show peaks well above the
+        detector's threshold, those that no true spine explains rarely do.
+    discover_min_refound_fraction : float
+        Spines are discovered only when at least this fraction of the judged absences of the
+        first linking is re-found (:func:`refound_fraction`): the tables are clearly
+        incomplete. On simulated sessions, complete tables reach up to about 0.07 by chance
+        (a few peaks of neighbours at lost spines' places), tables missing 10 % of the spines
+        0.11 and more; a discovery in a complete table is always false.
     """
 
     enabled: bool = True
@@ -137,7 +146,8 @@ class RecheckParams:
     jump_factor: float = 5.0
     min_seen_evidence: float = 1.0
     min_refound_fraction: float = 0.05
-    discover_min_evidence: float = 2.0
+    discover_min_evidence: float = 3.0
+    discover_min_refound_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         if not self.min_evidence > 0 or self.relative_evidence < 0 or self.min_seen_evidence < 0:
@@ -149,9 +159,10 @@ class RecheckParams:
             raise ParameterError(
                 f"recheck.discover_min_evidence must be >= 0 (0: off), got {self.discover_min_evidence}"
             )
-        if not 0 <= self.min_refound_fraction <= 1:
+        if not 0 <= self.min_refound_fraction <= 1 or not 0 <= self.discover_min_refound_fraction <= 1:
             raise ParameterError(
-                f"recheck.min_refound_fraction must be in [0, 1], got {self.min_refound_fraction}"
+                f"recheck.min_refound_fraction and discover_min_refound_fraction must be in [0, 1], got "
+                f"{self.min_refound_fraction} and {self.discover_min_refound_fraction}"
             )
         if not self.search_um > 0 or min(self.exclusion_um, self.detach_um, self.jump_factor) < 0:
             raise ParameterError(
@@ -412,6 +423,12 @@ def refinding_pays(judged: pd.DataFrame, params: RecheckParams) -> bool:
     """
     n_judged = int(judged["judged"].sum())
     return n_judged > 0 and judged["found"].sum() >= params.min_refound_fraction * n_judged
+
+
+def refound_fraction(judged: pd.DataFrame) -> float:
+    """Fraction of the judged absences that are ``found`` (a table from :func:`judge_absences`); 0 if none."""
+    n_judged = int(judged["judged"].sum())
+    return float(judged["found"].sum() / n_judged) if n_judged else 0.0
 
 
 def missed_spines(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams) -> pd.DataFrame:

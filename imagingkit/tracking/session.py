@@ -38,6 +38,7 @@ from imagingkit.tracking.recheck import (
     missed_spines,
     peaks_only,
     refinding_pays,
+    refound_fraction,
     split_jumps,
 )
 from imagingkit.tracking.turnover import cohort_survival, compute_turnover, dendrite_lengths
@@ -91,7 +92,8 @@ class TrackingResult:
     tracks : DataFrame
         One row per track per session (``track_id, session, spine_id, y, x, z, present, fate``
         first; coordinates in the reference session's pixels), see :mod:`.fates`; with the
-        image check also ``evidence``, ``refound`` and ``absence_confirmed`` (:mod:`.recheck`).
+        image check also ``evidence``, ``refound``, ``discovered`` and ``absence_confirmed``
+        (:mod:`.recheck`).
     turnover : DataFrame
         Pooled statistics per session, see :mod:`.turnover`.
     turnover_by_dendrite : DataFrame
@@ -282,7 +284,11 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
     judged = judge_absences(first, pixel, params.recheck)
     refind = refinding_pays(judged, params.recheck)
     missed = missed_spines(judged, pixel, params.recheck) if refind else judged.iloc[:0]
-    discover = refind and params.recheck.discover_min_evidence > 0
+    discover = (
+        refind
+        and params.recheck.discover_min_evidence > 0
+        and refound_fraction(judged) >= params.recheck.discover_min_refound_fraction
+    )
     found = discover_spines(candidates(), first, peak, pixel, params.recheck) if discover else None
     found = _discovered_detections(found, det, pixel, params.z_step_um, in_view)
     refound = np.zeros(len(tracks), bool)

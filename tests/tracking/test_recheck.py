@@ -22,6 +22,7 @@ from imagingkit.tracking.recheck import (
     missed_spines,
     peaks_only,
     refinding_pays,
+    refound_fraction,
     split_jumps,
 )
 from imagingkit.tracking.testing import synth_truth_tables, synth_truth_with_detection
@@ -213,6 +214,7 @@ def test_refinding_is_used_only_where_the_image_finds_missed_spines_beyond_chanc
     lost = measure_evidence(tracks_of(["11000"] * 20), image(1))
     judged = judge_absences(lost, PIXEL_UM, RecheckParams())
     assert judged["judged"].sum() == 60 and judged["found"].sum() == 1
+    assert refound_fraction(judged) == pytest.approx(1 / 60)
     assert not refinding_pays(judged, RecheckParams())
     assert refinding_pays(judged, RecheckParams(min_refound_fraction=0))
     # without re-finding the chance peak does not move the loss; absences are still confirmed
@@ -298,6 +300,8 @@ def test_bad_parameters_are_refused():
         RecheckParams(min_refound_fraction=1.5)
     with pytest.raises(ParameterError, match="discover_min_evidence"):
         RecheckParams(discover_min_evidence=-1)
+    with pytest.raises(ParameterError, match="discover_min_refound_fraction"):
+        RecheckParams(discover_min_refound_fraction=2)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,88 @@
+"""Scoring rules: identities of tracks, including tracks that hold no input detection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from imagingkit.tracking.evaluate import event_scores, track_identity, truth_tracks
+from imagingkit.tracking.fates import classify_fates
+from tests.tracking.tables import track_table
+
+
+def truth_of(spines):
+    """Truth rows (``spine_id, session, present, y, x, y_ref, x_ref``) from ``{id: (pattern, (y, x))}``."""
+    rows = []
+    for spine_id, (pattern, (y, x)) in spines.items():
+        for s, ch in enumerate(pattern):
+            rows.append(
+                {
+                    "spine_id": spine_id,
+                    "session": s,
+                    "present": ch == "1",
+                    "y": y,
+                    "x": x,
+                    "y_ref": y,
+                    "x_ref": x,
+                    "in_fov": True,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def found_on_images(tracks, track_ids):
+    """Mark the present rows of ``track_ids`` as found on the images: no input detection (spine_id NA)."""
+    out = tracks.copy()
+    out["spine_id"] = out["spine_id"].mask(out["track_id"].isin(track_ids))
+    return out
+
+
+def detections_of(tracks):
+    rows = tracks[tracks["spine_id"].notna()]
+    return rows[["track_id", "session"]].reset_index(drop=True)
+
+
+def test_a_track_without_detections_takes_the_identity_of_the_true_spine_at_its_place():
+    # track 0 detected (true spine 7); track 1 found on the images only, 0.4 px from true spine 9;
+    # track 2 found on the images only where no true spine is: a false discovery
+    positions = [[(20.0, 20.0)] * 3, [(20.4, 30.0)] * 3, [(20.0, 60.0)] * 3]
+    tracks = found_on_images(classify_fates(track_table(["111", "010", "001"], positions)), [1, 2])
+    truth = truth_of({7: ("111", (20.0, 20.0)), 9: ("010", (20.0, 30.0))})
+    detections = detections_of(tracks)
+    true_id = np.full(len(detections), 7)
+    identity = track_identity(detections, true_id, tracks, truth, tolerance_px=3.0)
+    assert identity.loc[0] == 7 and identity.loc[1] == 9 and identity.loc[2] < 0
+    # beyond the tolerance, the track at spine 9's place is a false discovery too
+    far = track_identity(detections, true_id, tracks, truth, tolerance_px=0.3)
+    assert far.loc[1] < 0 and far.loc[2] < 0 and far.loc[1] != far.loc[2]
+    # without the tracks (the old rule), such tracks are not scored at all
+    assert list(track_identity(detections, true_id).index) == [0]
+
+
+def test_discovered_spines_count_as_true_and_false_events():
+    positions = [[(20.0, 20.0)] * 3, [(20.4, 30.0)] * 3, [(20.0, 60.0)] * 3]
+    tracks = found_on_images(classify_fates(track_table(["111", "010", "001"], positions)), [1, 2])
+    truth = truth_of({7: ("111", (20.0, 20.0)), 9: ("010", (20.0, 30.0))})
+    detections = detections_of(tracks)
+    true_id = np.full(len(detections), 7)
+    reference = truth_tracks(truth)
+    scores = event_scores(tracks, detections, true_id, reference, truth, tolerance_px=3.0)
+    # spine 9's gain (session 1) and loss (session 2) are found; track 2's gain is false
+    assert scores["n_true_gain"] == 1 and scores["n_true_loss"] == 1
+    assert scores["gain_recall"] == 1.0 and scores["gain_precision"] == 0.5
+    assert scores["loss_recall"] == 1.0 and scores["loss_precision"] == 1.0
+    # a reference leaving spine 9 out (the seen_ scores): its events are neither true nor false
+    seen = truth_tracks(truth[truth["spine_id"] == 7])
+    scores = event_scores(tracks, detections, true_id, seen, truth, tolerance_px=3.0)
+    assert scores["n_true_gain"] == 0 and scores["gain_precision"] == 0.0
+    assert np.isnan(scores["loss_precision"])
+
+
+def test_one_true_spine_identifies_one_track_per_session():
+    # two tracks found on the images next to one true spine in session 0: the nearer one is that spine
+    positions = [[(20.0, 20.0)] * 2, [(20.0, 30.2)] * 2, [(20.0, 31.0)] * 2]
+    tracks = found_on_images(classify_fates(track_table(["11", "10", "10"], positions)), [1, 2])
+    truth = truth_of({7: ("11", (20.0, 20.0)), 9: ("10", (20.0, 30.0))})
+    detections = detections_of(tracks)
+    identity = track_identity(detections, np.full(len(detections), 7), tracks, truth, tolerance_px=3.0)
+    assert identity.loc[1] == 9 and identity.loc[2] < 0
