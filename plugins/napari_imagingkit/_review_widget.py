@@ -193,9 +193,15 @@ class ReviewWidget(StepWidget):
         self.viewer.dims.set_point(0, 0)
 
     # -- display -------------------------------------------------------------------------------------------------
+    def _flag(self, column: str) -> np.ndarray:
+        """A boolean column of the track table (all False where the table has none)."""
+        if column not in self.tracks:
+            return np.zeros(len(self.tracks), bool)
+        return self.tracks[column].fillna(False).to_numpy(bool)
+
     def set_tracks(self, tracks: pd.DataFrame) -> None:
-        """Show a track table: points coloured by fate (rings where absent, diamonds where re-found on
-        the image), tracks, statistics."""
+        """Show a track table: points coloured by fate (rings where absent, diamonds where found on the
+        image but in no input table: re-found or discovered), tracks, statistics."""
         self.tracks = tracks.reset_index(drop=True)
         coords = self.tracks[["session", "y", "x"]].to_numpy(float)
         colours = np.array([to_rgba(FATE_COLOURS.get(f, "#ffffff")) for f in self.tracks["fate"]]).reshape(
@@ -204,8 +210,8 @@ class ReviewWidget(StepWidget):
         present = self.tracks["present"].to_numpy(bool)
         face = colours.copy()
         face[~present, 3] = 0.0  # absent: ring only
-        # re-found on the image (missed by detection, seen at the track's place): a diamond to verify
-        refound = self.tracks.get("refound", pd.Series(False, index=self.tracks.index)).to_numpy(bool)
+        # found on the image, in no input table (re-found at a track's place, or discovered): a diamond to verify
+        refound = self._flag("refound") | self._flag("discovered")
         symbols = np.where(refound, "diamond", np.where(present, "disc", "ring"))
         scale = (1.0, *self._scale)
         features = self.tracks[["track_id", "session", "present", "fate"]].assign(refound=refound)

@@ -126,3 +126,11 @@ def test_review_widget_track_edit_save_and_reload(make_napari_viewer, qtbot, den
     wait_for(qtbot, other, timeout_ms=60_000)
     assert len(other.tracks) == len(widget.tracks)
     assert (other.tracks["fate"].to_numpy() == widget.tracks["fate"].to_numpy()).all()
+
+    # a spine discovered on the image (in no input table) is marked to verify like a re-found one
+    table = other.tracks.copy()
+    plain = np.flatnonzero(table["present"].to_numpy(bool) & ~table["refound"].to_numpy(bool))[0]
+    table["discovered"] = False
+    table.loc[plain, "discovered"] = True
+    other.set_tracks(table)
+    assert other.points_layer.symbol[plain].value == "diamond"
