@@ -260,6 +260,9 @@ def track_spines(
             found = _detector_tables(images, params, spine_params, detector_tables)
             return _candidates_in_reference(found, to_reference, stacks)
 
+        if stacks and not params.recheck.discover_in_stacks:
+            candidates = None
+
         linked, tracks = _check_on_images(
             det, linked, tracks, evidence, n_sessions, times, in_view, params, candidates
         )
@@ -276,7 +279,7 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
 
     ``det`` are the detections before linking, ``linked`` and ``tracks`` the first linking,
     ``candidates()`` the detector's spines per session (reference frame, computed only when
-    discovery runs). Returns the final ``(linked, tracks)``.
+    discovery runs; None: no discovery). Returns the final ``(linked, tracks)``.
     """
     pixel = params.pixel_size_um
     light, peak = evidence
@@ -285,7 +288,8 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
     refind = refinding_pays(judged, params.recheck)
     missed = missed_spines(judged, pixel, params.recheck) if refind else judged.iloc[:0]
     discover = (
-        refind
+        candidates is not None
+        and refind
         and params.recheck.discover_min_evidence > 0
         and refound_fraction(judged) >= params.recheck.discover_min_refound_fraction
     )

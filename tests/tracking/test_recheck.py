@@ -415,3 +415,31 @@ def test_a_spine_in_no_table_is_discovered_on_the_images(sim, transforms):
         true_ref = sim.truth.drop(columns=["y", "x"]).rename(columns={"y_ref": "y", "x_ref": "x"})
         real = match_to_truth(found[["session", "y", "x"]], true_ref, 0.6 / PIXEL_UM) >= 0
         assert real.mean() >= 0.75
+
+
+def test_stacks_discover_no_spines_unless_asked(monkeypatch):
+    """In z-stacks about half of the detector's spines far from every track are false: discovery
+    is off there by default (``discover_in_stacks``) and the detector is not even run for it."""
+    from imagingkit.tracking import session as session_module
+
+    stacks = simulate_dendrite_sessions(n_sessions=3, times_h=(0, 1, 24), shape=(9, 128, 128), ndim=3, seed=2)
+    rng = np.random.default_rng(0)
+    tables = [t[rng.random(len(t)) >= 0.3].reset_index(drop=True) for t in synth_truth_tables(stacks)]
+    calls = []
+    real = session_module._detector_tables
+    monkeypatch.setattr(session_module, "_detector_tables", lambda *a, **k: calls.append(1) or real(*a, **k))
+    from imagingkit.motion.sessions import register_sessions
+
+    registered = register_sessions(stacks.images)
+    shapes = [im.shape for im in stacks.images]
+    for in_stacks in (False, True):
+        params = TrackingParams(
+            pixel_size_um=PIXEL_UM,
+            z_step_um=1.0,
+            bootstrap=BootstrapParams(n_boot=5),
+            recheck=RecheckParams(discover_in_stacks=in_stacks, discover_min_refound_fraction=0.0),
+        )
+        result = track_spines(tables, stacks.times_h, params, registered, shapes, images=stacks.images)
+        assert len(calls) == int(in_stacks)
+        if not in_stacks:
+            assert not result.tracks["discovered"].any()
