@@ -42,14 +42,20 @@ def detections_of(tracks):
     return rows[["track_id", "session"]].reset_index(drop=True)
 
 
-def test_a_track_without_detections_takes_the_identity_of_the_true_spine_at_its_place():
-    # track 0 detected (true spine 7); track 1 found on the images only, 0.4 px from true spine 9;
-    # track 2 found on the images only where no true spine is: a false discovery
+def three_tracks():
+    """Track 0 detected (true spine 7); track 1 found on the images only, 0.4 px from true spine 9;
+    track 2 found on the images only where no true spine is. Returns tracks, truth, detections, true_id."""
     positions = [[(20.0, 20.0)] * 3, [(20.4, 30.0)] * 3, [(20.0, 60.0)] * 3]
     tracks = found_on_images(classify_fates(track_table(["111", "010", "001"], positions)), [1, 2])
     truth = truth_of({7: ("111", (20.0, 20.0)), 9: ("010", (20.0, 30.0))})
     detections = detections_of(tracks)
-    true_id = np.full(len(detections), 7)
+    return tracks, truth, detections, np.full(len(detections), 7)
+
+
+def test_a_track_without_detections_takes_the_identity_of_the_true_spine_at_its_place():
+    # track 0 detected (true spine 7); track 1 found on the images only, 0.4 px from true spine 9;
+    # track 2 found on the images only where no true spine is: a false discovery
+    tracks, truth, detections, true_id = three_tracks()
     identity = track_identity(detections, true_id, tracks, truth, tolerance_px=3.0)
     assert identity.loc[0] == 7 and identity.loc[1] == 9 and identity.loc[2] < 0
     # beyond the tolerance, the track at spine 9's place is a false discovery too
@@ -60,11 +66,7 @@ def test_a_track_without_detections_takes_the_identity_of_the_true_spine_at_its_
 
 
 def test_discovered_spines_count_as_true_and_false_events():
-    positions = [[(20.0, 20.0)] * 3, [(20.4, 30.0)] * 3, [(20.0, 60.0)] * 3]
-    tracks = found_on_images(classify_fates(track_table(["111", "010", "001"], positions)), [1, 2])
-    truth = truth_of({7: ("111", (20.0, 20.0)), 9: ("010", (20.0, 30.0))})
-    detections = detections_of(tracks)
-    true_id = np.full(len(detections), 7)
+    tracks, truth, detections, true_id = three_tracks()
     reference = truth_tracks(truth)
     scores = event_scores(tracks, detections, true_id, reference, truth, tolerance_px=3.0)
     # spine 9's gain (session 1) and loss (session 2) are found; track 2's gain is false
