@@ -362,6 +362,9 @@ def tracking_step(sessions: list[SessionConfig], table: dict[str, Any], run_dir:
             [im.shape for im in images],
             lengths or None,
             images=images,
+            # the tables are this detector's output on these images (or a reviewer's edit of it):
+            # detecting again would add nothing, and would bring back spines a reviewer removed
+            detector_tables=tables,
         )
         write_tracking_outputs(result, out, sources=[str(s.structural) for s in sessions])
         return {"n_tracks": int(result.tracks["track_id"].nunique()), "sessions": [s.id for s in sessions]}
