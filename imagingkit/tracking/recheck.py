@@ -42,9 +42,9 @@ the place shows light but no peak of its own.
    other tracks between the same sessions, where either image shows no peak at the other's
    place, are two spines (:func:`split_jumps`).
 6. A spine the linker left in two tracks (a link refused, e.g. by the dendrite gate where the
-   tracings differ) shows as a loss and a gain at one place: tracks at one place (within
-   ``search_um``), on one dendrite, never present together, with no absence between them that
-   the image confirms, are joined (:func:`join_fragments`).
+   tracings assign it to different dendrites) shows as a loss and a gain at one place: tracks
+   at one place (within ``search_um``; in stacks at one depth), never present together, with
+   no absence between them that the image confirms, are joined (:func:`join_fragments`).
 7. The absences left are measured again: re-found ones count as present (``present=True``,
    ``refound=True``, ``spine_id`` missing); where even the light is below ``min_evidence``
    (nothing the detector would come near) the absence of a spine the image showed when
@@ -136,6 +136,11 @@ class RecheckParams:
         incomplete. On simulated sessions, complete tables reach up to about 0.07 by chance
         (a few peaks of neighbours at lost spines' places), tables missing 10 % of the spines
         0.11 and more; a discovery in a complete table is always false.
+    join_depth_um : float
+        Fragments of a track at one lateral place are joined only if their mean depths agree
+        within this (stacks; :func:`join_fragments`): about the axial width of the PSF, so a
+        spine's depth scatter between sessions passes and spines of two dendrites crossing at
+        different depths do not.
     discover_in_stacks : bool
         Discover spines in z-stacks too. Off by default: in stacks about half of the
         detector's spines far from every track are false (measured on simulated stacks,
@@ -153,6 +158,7 @@ class RecheckParams:
     min_refound_fraction: float = 0.05
     discover_min_evidence: float = 3.0
     discover_min_refound_fraction: float = 0.1
+    join_depth_um: float = 1.5
     discover_in_stacks: bool = False
 
     def __post_init__(self) -> None:
@@ -170,10 +176,14 @@ class RecheckParams:
                 f"recheck.min_refound_fraction and discover_min_refound_fraction must be in [0, 1], got "
                 f"{self.min_refound_fraction} and {self.discover_min_refound_fraction}"
             )
-        if not self.search_um > 0 or min(self.exclusion_um, self.detach_um, self.jump_factor) < 0:
+        if (
+            not self.search_um > 0
+            or min(self.exclusion_um, self.detach_um, self.jump_factor, self.join_depth_um) < 0
+        ):
             raise ParameterError(
-                f"recheck.search_um must be > 0 µm, exclusion_um and detach_um >= 0 µm and jump_factor "
-                f">= 0, got {self.search_um}, {self.exclusion_um}, {self.detach_um} and {self.jump_factor}"
+                f"recheck.search_um must be > 0 µm, exclusion_um, detach_um and join_depth_um >= 0 µm and "
+                f"jump_factor >= 0, got {self.search_um}, {self.exclusion_um}, {self.detach_um}, "
+                f"{self.join_depth_um} and {self.jump_factor}"
             )
 
 
@@ -506,22 +516,23 @@ def join_fragments(
     pixel_size_um: float,
     params: RecheckParams,
     fates: FateParams = FateParams(),
-    same_dendrite: bool = True,
+    z_step_um: float | None = None,
 ) -> pd.DataFrame:
     """Join tracks that are fragments of one spine (a track table with ``evidence``).
 
     Where the linker leaves a spine in two tracks (a link refused, e.g. by the dendrite gate
-    where tracings differ, or across a session out of view), each fragment's absences lie at
-    the other's detections: too close to be judged, they count as a loss and a gain. Two
-    tracks are one spine when their present positions agree within ``search_um`` (the spine's
-    scatter between sessions), they are never present in the same session, and in no session
-    between their first and last presence, where neither is present, does the image confirm
-    the absence (:func:`judge_absences`: a spine lost and a new one formed at its place are
-    two spines). With ``same_dendrite`` (the linker's dendrite gate,
-    :attr:`~imagingkit.tracking.link.LinkParams.dendrite_gating`) both must lie on the same
-    reference dendrite (``dendrite_id``): where dendrites cross in a stack, a spine of one may
-    be lost and one of the other form at the same place. Closest pairs first; reviewed tracks
-    are left alone. Positions are compared laterally, as in the rest of the check.
+    where the session's tracing assigns the spine to another dendrite than the reference's,
+    near a junction or a crossing, or across a session out of view), each fragment's absences
+    lie at the other's detections: too close to be judged, they count as a loss and a gain.
+    Two tracks are one spine when their present positions agree within ``search_um`` (the
+    spine's scatter between sessions), they are never present in the same session, and in no
+    session between their first and last presence, where neither is present, does the image
+    confirm the absence (:func:`judge_absences`: a spine lost and a new one formed at its
+    place are two spines). The dendrites the tracings assign do not decide (at one place they
+    are one spine whatever the tracing says), depth does: in stacks (``z_step_um`` given) two
+    fragments whose mean depths differ by more than ``join_depth_um`` are spines of dendrites
+    crossing at different depths, one lost and one formed at the same lateral place. Closest
+    pairs first; reviewed tracks are left alone.
     """
     if params.search_um <= 0 or len(tracks) == 0:
         return tracks
@@ -532,8 +543,7 @@ def join_fragments(
     if shown["track_id"].nunique() < 2:
         return tracks
     place = shown.groupby("track_id")[["y", "x"]].mean()
-    gate = same_dendrite and "dendrite_id" in shown
-    dendrite = shown.groupby("track_id")["dendrite_id"].first() if gate else None
+    depth_um = shown.groupby("track_id")["z"].mean() * (z_step_um if z_step_um is not None else np.nan)
     sessions = {t: set(rows["session"]) for t, rows in shown.groupby("track_id")}
     empty = {t: set(rows["session"]) for t, rows in tracks[confirmed].groupby("track_id")}
     tree = cKDTree(place.to_numpy(float) * pixel_size_um)
@@ -547,7 +557,7 @@ def join_fragments(
         a, b = groups[int(place.index[i])], groups[int(place.index[j])]
         if a == b or sessions[a] & sessions[b]:
             continue
-        if gate and dendrite[a] != dendrite[b]:
+        if abs(depth_um[a] - depth_um[b]) > params.join_depth_um:  # NaN (2D): no depth to compare
             continue
         both = sessions[a] | sessions[b]
         between = set(range(min(both), max(both) + 1)) - both

@@ -263,8 +263,9 @@ def track_spines(
         if stacks and not params.recheck.discover_in_stacks:
             candidates = None
 
+        z_step = params.z_step_um if stacks else None
         linked, tracks = _check_on_images(
-            det, linked, tracks, evidence, n_sessions, times, in_view, params, candidates
+            det, linked, tracks, evidence, n_sessions, times, in_view, params, candidates, z_step
         )
     tracks = _ordered_tracks(tracks)
     stats = summarize(tracks, times, params.bootstrap, dendrite_length_um)
@@ -273,13 +274,16 @@ def track_spines(
     )
 
 
-def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, params, candidates):
+def _check_on_images(
+    det, linked, tracks, evidence, n_sessions, times, in_view, params, candidates, z_step_um
+):
     """Steps 1-7 of :mod:`imagingkit.tracking.recheck`: re-find missed spines, discover spines no
     table holds, relink, split, join, confirm.
 
     ``det`` are the detections before linking, ``linked`` and ``tracks`` the first linking,
     ``candidates()`` the detector's spines per session (reference frame, computed only when
-    discovery runs; None: no discovery). Returns the final ``(linked, tracks)``.
+    discovery runs; None: no discovery), ``z_step_um`` the plane spacing of stacks (None: 2D).
+    Returns the final ``(linked, tracks)``.
     """
     pixel = params.pixel_size_um
     light, peak = evidence
@@ -319,7 +323,7 @@ def _check_on_images(det, linked, tracks, evidence, n_sessions, times, in_view, 
     )
     tracks = split_jumps(tracks, peak, pixel, params.recheck, params.fates)
     tracks = measure_evidence(tracks, light, peak)
-    tracks = join_fragments(tracks, pixel, params.recheck, params.fates, params.link.dendrite_gating)
+    tracks = join_fragments(tracks, pixel, params.recheck, params.fates, z_step_um)
     tracks = confirm_absences(
         measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates, refind
     )

@@ -129,10 +129,12 @@ def test_the_final_check_refinds_one_spine_per_place():
     assert not row["present"].item() and not row["absence_confirmed"].item()
 
 
-def fragments(patterns, evidence, dendrites=(0, 0)):
-    """Two tracks 0.1 um apart (one place) with the given evidence per session."""
+def fragments(patterns, evidence, dendrites=(0, 0), planes=(0.0, 0.0)):
+    """Two tracks 0.1 um apart (one place) with the given evidence per session, dendrite and plane."""
     positions = [[(20.0, 20.0)] * len(patterns[0]), [(20.0, 20.5)] * len(patterns[0])]
-    tracks = tracks_of(patterns, positions).assign(dendrite_id=lambda t: np.take(dendrites, t["track_id"]))
+    tracks = tracks_of(patterns, positions).assign(
+        dendrite_id=lambda t: np.take(dendrites, t["track_id"]), z=lambda t: np.take(planes, t["track_id"])
+    )
     return measure_evidence(tracks, constant_evidence(evidence))
 
 
@@ -143,13 +145,22 @@ def test_fragments_of_one_spine_are_joined():
     assert "".join(joined.sort_values("session")["present"].map("{:d}".format)) == "11011"
 
 
+def test_fragments_on_two_traced_dendrites_are_joined_at_one_depth():
+    # near a junction, one session's tracing gave the spine to the other dendrite (2D, or one depth)
+    other_dendrite = fragments(["11011", "00100"], [3.0] * 5, dendrites=(0, 1))
+    joined = join_fragments(other_dendrite, PIXEL_UM, RecheckParams())
+    assert joined["track_id"].nunique() == 1 and joined["present"].all()
+    in_stack = fragments(["11011", "00100"], [3.0] * 5, dendrites=(0, 1), planes=(5.0, 6.0))
+    assert join_fragments(in_stack, PIXEL_UM, RecheckParams(), z_step_um=1.0)["track_id"].nunique() == 1
+
+
 def test_a_loss_and_a_new_spine_at_its_place_are_not_joined():
     # the image shows the place empty in session 2: the spine was lost, a new one formed there
     empty_between = fragments(["11000", "00011"], [3.0, 3.0, 0.0, 3.0, 3.0])
     assert join_fragments(empty_between, PIXEL_UM, RecheckParams())["track_id"].nunique() == 2
-    # spines of two dendrites crossing at that place (a stack), or both present at once
-    crossing = fragments(["11000", "00111"], [3.0] * 5, dendrites=(0, 1))
-    assert join_fragments(crossing, PIXEL_UM, RecheckParams())["track_id"].nunique() == 2
+    # spines of two dendrites crossing at that place at different depths (a stack), or both present at once
+    crossing = fragments(["11000", "00011"], [3.0] * 5, dendrites=(0, 1), planes=(5.0, 9.0))
+    assert join_fragments(crossing, PIXEL_UM, RecheckParams(), z_step_um=1.0)["track_id"].nunique() == 2
     together = fragments(["11100", "00111"], [3.0] * 5)
     assert join_fragments(together, PIXEL_UM, RecheckParams())["track_id"].nunique() == 2
 
@@ -302,6 +313,8 @@ def test_bad_parameters_are_refused():
         RecheckParams(discover_min_evidence=-1)
     with pytest.raises(ParameterError, match="discover_min_refound_fraction"):
         RecheckParams(discover_min_refound_fraction=2)
+    with pytest.raises(ParameterError, match="join_depth_um"):
+        RecheckParams(join_depth_um=-1)
 
 
 @pytest.fixture(scope="module")
