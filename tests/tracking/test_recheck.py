@@ -63,6 +63,14 @@ def test_a_confirmed_absence_splits_a_gap_closed_track():
     assert out["absence_confirmed"].sum() >= 1
 
 
+def test_a_dim_spine_dipping_below_the_threshold_is_not_confirmed_absent():
+    # a spine near the detector's threshold (level 1.5) shows 0.5 in one session: noise, not an empty place
+    tracks = measure_evidence(tracks_of(["11011"]), constant_evidence([1.5, 1.5, 0.5, 1.5, 1.5]))
+    out = confirm_absences(tracks, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert states(out) == "ppgpp" and out["track_id"].nunique() == 1
+    assert not out["absence_confirmed"].any()
+
+
 def test_evidence_between_noise_and_the_spine_leaves_the_decision_to_k():
     # 1.0 >= min_evidence 0.6 but < half of the spine's own evidence 3.0: not found, not confirmed
     tracks = measure_evidence(tracks_of(["11011"]), constant_evidence([3.0, 3.0, 1.0, 3.0, 3.0]))
