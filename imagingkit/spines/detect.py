@@ -523,6 +523,7 @@ def detect_spines(
     sensitivity: float | None = None,
     params: SpineParams = SpineParams(),
     channel: int = 0,
+    trace: DendriteTrace | None = None,
 ) -> SpineResult:
     """Trace dendrites, detect their spines and measure them.
 
@@ -540,6 +541,10 @@ def detect_spines(
     params : SpineParams
     channel : int
         Channel of a Recording.
+    trace : DendriteTrace, optional
+        The tracing of this very image already at hand (``SpineResult.trace`` of an earlier
+        run, :func:`~imagingkit.spines.dendrite.trace_dendrites`), reused instead of tracing
+        again; None traces with ``params.trace``.
 
     Returns
     -------
@@ -552,7 +557,7 @@ def detect_spines(
             params, detect=dataclasses.replace(params.detect, sensitivity=sensitivity)
         )
     prepared = prepare_image(image, pixel_size_um, z_step_um, channel=channel)
-    trace = trace_dendrites(prepared, params.trace)
+    trace = trace if trace is not None else trace_dendrites(prepared, params.trace)
     if trace.n_dendrites == 0:
         return analyse_positions(prepared, trace, pd.DataFrame(), params)
     model = build_shaft_model(prepared, trace, params.model)

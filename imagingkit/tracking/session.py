@@ -254,10 +254,11 @@ def track_spines(
     linked = link_detections(det, n_sessions, params.link)
     tracks = classify_fates(build_tracks(linked, n_sessions, times, in_view), params.fates)
     if images is not None and params.recheck.enabled:
+        traces = list(traces) if traces is not None else [None] * n_sessions  # filled where traced
         evidence = _evidence_on_images(images, traces, to_session, params, spine_params)
 
         def candidates() -> list[np.ndarray]:  # the detector's spines, reference frame (discovery)
-            found = _detector_tables(images, params, spine_params, detector_tables)
+            found = _detector_tables(images, params, spine_params, detector_tables, traces)
             return _candidates_in_reference(found, to_reference, stacks)
 
         if stacks and not params.recheck.discover_in_stacks:
@@ -338,15 +339,21 @@ def _hits(tracks: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
 
 
 def _detector_tables(
-    images: Sequence[np.ndarray], params: TrackingParams, spine_params: Any, given: Sequence | None = None
+    images: Sequence[np.ndarray],
+    params: TrackingParams,
+    spine_params: Any,
+    given: Sequence | None = None,
+    traces: Sequence[Any] | None = None,
 ) -> list:
-    """The spine detector's table of every session image: ``given[i]``, else :func:`_detect`."""
+    """The spine detector's table of every session image: ``given[i]``, else :func:`_detect`
+    (reusing ``traces[i]``, the image's tracing, where at hand)."""
     given = list(given) if given is not None else [None] * len(images)
+    traces = list(traces) if traces is not None else [None] * len(images)
     if len(given) != len(images):
         raise ParameterError(f"{len(given)} detector tables for {len(images)} sessions")
     return [
-        table if table is not None else _detect(np.asarray(image), params, spine_params, i).spines
-        for i, (image, table) in enumerate(zip(images, given, strict=True))
+        table if table is not None else _detect(np.asarray(image), params, spine_params, i, trace).spines
+        for i, (image, table, trace) in enumerate(zip(images, given, traces, strict=True))
     ]
 
 
@@ -454,16 +461,18 @@ def _relabel_detections(linked: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFr
     return linked.assign(track_id=np.where(pd.isna(new), linked["track_id"].to_numpy(), new).astype(int))
 
 
-def _evidence_on_images(
-    images: Sequence[np.ndarray], traces: Sequence[Any] | None, to_session, params, spine_params=None
-):
+def _evidence_on_images(images: Sequence[np.ndarray], traces: list, to_session, params, spine_params=None):
     """Two ``evidence(session, points_ref)`` callables measuring reference points on each session's
     image: any light (:func:`~.recheck.evidence_map`) and peaks only (:func:`~.recheck.peaks_only`).
 
     Each session's evidence map is computed once and kept (two float32 images per session).
+    ``traces`` holds each image's dendrite tracing or None; an image traced here has its tracing
+    stored there (in place), so that the spine detector does not trace it again.
     """
+    from imagingkit.spines import SpineParams, prepare_image
+    from imagingkit.spines.dendrite import trace_dendrites
+
     mappers = [as_point_mapper(t, to="session") for t in to_session]
-    traces = list(traces) if traces is not None else [None] * len(images)
     maps: dict[tuple[int, bool], tuple[np.ndarray, tuple]] = {}
 
     def measure(session: int, points: np.ndarray, peaks: bool) -> np.ndarray:
@@ -471,6 +480,9 @@ def _evidence_on_images(
         stack = image.ndim == 3
         if (session, False) not in maps:
             z_step = params.z_step_um if stack else None
+            if traces[session] is None:
+                prepared = prepare_image(image.astype(np.float32), params.pixel_size_um, z_step)
+                traces[session] = trace_dendrites(prepared, (spine_params or SpineParams()).trace)
             maps[session, False] = evidence_map(
                 image, params.pixel_size_um, z_step, traces[session], spine_params
             )
@@ -514,8 +526,9 @@ def _register(images: Sequence[np.ndarray], reference_index: int) -> list:
     return list(register_sessions(list(images), reference_index))
 
 
-def _detect(image: np.ndarray, params: TrackingParams, spine_params: Any, session: int):
-    """Spine detection in one session image (:func:`imagingkit.spines.detect_spines`)."""
+def _detect(image: np.ndarray, params: TrackingParams, spine_params: Any, session: int, trace: Any = None):
+    """Spine detection in one session image (:func:`imagingkit.spines.detect_spines`; ``trace``:
+    the image's tracing, reused when given)."""
     import warnings
 
     from imagingkit.spines import NoSpinesWarning, SpineParams, detect_spines
@@ -527,6 +540,7 @@ def _detect(image: np.ndarray, params: TrackingParams, spine_params: Any, sessio
             pixel_size_um=params.pixel_size_um,
             z_step_um=params.z_step_um if image.ndim == 3 else None,
             params=spine_params or SpineParams(),
+            trace=trace,
         )
     if len(result.spines) == 0:
         warnings.warn(f"session {session}: no spines detected ({result.message})", stacklevel=3)

@@ -99,6 +99,18 @@ def test_sensitivity_trades_precision_for_recall(fake2d):
     assert (mid.spines.confidence >= 0.5 - 1e-6).all()  # 0.5 at the local threshold
 
 
+def test_a_tracing_at_hand_is_reused(fake2d, monkeypatch):
+    import imagingkit.spines.detect
+
+    first = detect_spines(fake2d.image, pixel_size_um=0.2)
+    monkeypatch.setattr(
+        imagingkit.spines.detect, "trace_dendrites", lambda *a, **k: pytest.fail("traced again")
+    )
+    again = detect_spines(fake2d.image, pixel_size_um=0.2, trace=first.trace)
+    assert again.trace is first.trace
+    pd.testing.assert_frame_equal(again.spines, first.spines)
+
+
 def test_fixture_3d_including_spines_pointing_up_or_down(fake3d):
     result = detect_spines(fake3d.image, pixel_size_um=0.2, z_step_um=1.0)
     truth = fake3d.truth

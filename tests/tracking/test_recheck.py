@@ -395,9 +395,18 @@ def test_complete_true_positions_lose_no_event_to_the_check(sim, transforms):
     assert checked["survival_baseline_max_err_pp"] <= plain["survival_baseline_max_err_pp"]
 
 
-def test_a_spine_in_no_table_is_discovered_on_the_images(sim, transforms):
+def test_a_spine_in_no_table_is_discovered_on_the_images(sim, transforms, monkeypatch):
     """Incomplete tables (10 % missed) and one bright spine in no table at all: the detector finds it
-    on the images, and it is tracked as a spine of its own (the old tracker never saw it)."""
+    on the images, and it is tracked as a spine of its own (the old tracker never saw it). Each image
+    is traced once, for the image check and the detector alike."""
+    import imagingkit.spines.dendrite
+    import imagingkit.spines.detect
+
+    traced = []
+    real_trace = imagingkit.spines.dendrite.trace_dendrites
+    counting = lambda *a, **k: traced.append(1) or real_trace(*a, **k)  # noqa: E731
+    monkeypatch.setattr(imagingkit.spines.dendrite, "trace_dendrites", counting)
+    monkeypatch.setattr(imagingkit.spines.detect, "trace_dendrites", counting)
     truth = sim.truth[sim.truth["in_fov"]]
     session1 = truth[truth["session"] == 1]
     present = session1[session1["present"]]
@@ -418,7 +427,9 @@ def test_a_spine_in_no_table_is_discovered_on_the_images(sim, transforms):
             recheck=RecheckParams(discover_min_evidence=discover),
         )
         shapes = [im.shape for im in sim.images]
+        traced.clear()
         result = track_spines(tables, sim.times_h, params, transforms, shapes, images=sim.images)
+        assert len(traced) == len(sim.images)
         tracks = result.tracks
         here = tracks[(tracks["session"] == 1) & tracks["present"]]
         near = np.linalg.norm(here[["y", "x"]].to_numpy(float) - place, axis=1) * PIXEL_UM <= 0.6
