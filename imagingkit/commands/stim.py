@@ -88,9 +88,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--alpha", type=float, default=0.05, help="false-discovery rate [0.05]")
     p.add_argument(
         "--latency",
-        default="departure",
-        choices=("departure", "fraction"),
-        help="onset: first departure from the baseline noise, or 10 %% of the peak [departure]",
+        default="model",
+        choices=("model", "departure", "fraction"),
+        help="onset: fit of the indicator kernel at every light pulse, first departure from the baseline "
+        "noise, or 10 %% of the peak [model]",
     )
     p.add_argument("--overlap", default="error", choices=("error", "drop"), help="overlapping trials [error]")
     p.add_argument("--line-period", type=float, help="line period (s) when there is no --recording")

@@ -4,7 +4,8 @@ Event sources (:mod:`.triggers`, :mod:`.sources`) give one events table
 (:mod:`.events`); :mod:`.clock` puts events and frames on one clock and
 :mod:`.timing` gives each ROI its sub-frame sample times; :mod:`.artifacts`
 masks light-contaminated lines; :mod:`.responses` cuts trials;
-:mod:`.stats` tests each ROI; :mod:`.sessions` follows responses across
+:mod:`.stats` tests each ROI (latency by a fit of the indicator kernel at
+every light pulse, :mod:`.latency`); :mod:`.sessions` follows responses across
 sessions and against behaviour; :mod:`.figures` draws them.
 :mod:`.analysis` chains them for one session (``events_for_session``,
 ``analyse_responses``, ``write_response_outputs``): what the CLI, the

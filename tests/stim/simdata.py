@@ -33,6 +33,7 @@ def simulate_trials(
     indicator: str = "GCaMP6f",
     gain: float = 1.0,
     truth: types.SimpleNamespace | None = None,
+    per_pulse: bool = False,
     seed: int = 0,
 ) -> types.SimpleNamespace:
     """A recording of dF/F traces with stimulus-locked responses.
@@ -40,6 +41,9 @@ def simulate_trials(
     ``snr`` is the response peak (dF/F) over the per-frame noise SD. ``gain``
     scales every responder's amplitude (learning across sessions); pass the
     ``truth`` of an earlier session to keep the same cells, rows and latencies.
+    Each event is a 45 ms burst (10 pulses at 200 Hz in the events table); it
+    evokes one calcium transient, or with ``per_pulse`` one per pulse (as in
+    :mod:`imagingkit.synth`; the peak of the summed train is scaled to the amplitude).
     """
     rng = np.random.default_rng(seed)
     line_period_s = 1.0 / frame_rate_hz / n_lines
@@ -75,13 +79,18 @@ def simulate_trials(
     )
     sample_times = frame_times[None, :] + truth.roi_y[:, None] * line_period_s
     ind = get_indicator(indicator)
-    peak = ind.kernel(np.array([ind.time_to_peak_s]))[0]
+    pulses = np.arange(10) / 200.0 if per_pulse else np.zeros(1)
+
+    def response(lag: np.ndarray) -> np.ndarray:
+        return ind.kernel(lag[..., None] - pulses).sum(axis=-1)
+
+    peak = response(np.arange(0.0, 1.0, 1e-4)).max()
     amplitude = truth.base_amplitude * gain
     calcium = np.zeros((n_rois, n_frames))
     for onset in onsets[~is_sham]:
         lag = sample_times - onset - truth.latency_s[:, None]
         near = (lag > -0.1) & (lag < 10 * ind.decay_s)
-        calcium[near] += ind.kernel(lag[near]) / peak * np.broadcast_to(amplitude[:, None], lag.shape)[near]
+        calcium[near] += response(lag[near]) / peak * np.broadcast_to(amplitude[:, None], lag.shape)[near]
     calcium *= np.where(truth.responsive < 0, -1.0, 1.0)[:, None]
     noise_sd = amplitude_dff / snr
     dff = (calcium + rng.normal(0.0, noise_sd, calcium.shape)).astype(np.float32)

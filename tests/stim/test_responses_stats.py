@@ -22,7 +22,9 @@ def _analyse(sim, test="wilcoxon", subframe=True, **window):
         sim.frame_times_s, sim.truth.roi_y, line_period_s=sim.line_period_s if subframe else None
     )
     trials = trial_responses(sim.dff, times, sim.events, WindowParams(**window))
-    return trials, response_statistics(trials, StatsParams(test=test), traces=sim.dff, sample_times_s=times)
+    # simulate_trials: one calcium transient per 45 ms burst (not one per pulse)
+    stats = StatsParams(test=test, latency_transients="per_event")
+    return trials, response_statistics(trials, stats, traces=sim.dff, sample_times_s=times)
 
 
 def _scores(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
