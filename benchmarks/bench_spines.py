@@ -53,13 +53,18 @@ import pandas as pd
 
 from imagingkit._atomic import atomic_path
 from imagingkit.spines import detect_spines, detect_spines_log, measure_spines, prepare_image
-from imagingkit.spines.evaluate import arc_errors, detection_scores, visible_detection_scores
+from imagingkit.spines.evaluate import (
+    VISIBLE_CONTRAST,
+    VISIBLE_HEAD_RADIUS_UM,
+    arc_errors,
+    detection_scores,
+    visible_detection_scores,
+    visible_spines,
+)
 from imagingkit.synth import simulate_dendrite_sessions
 
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_spines.json"
 LOG_THRESHOLDS = (0.03, 0.05, 0.08, 0.12, 0.2, 0.3)
-VISIBLE_CONTRAST = 0.3  # noiseless head peak / shaft peak: the visibility limit ...
-VISIBLE_HEAD_RADIUS_UM = 0.2  # ... with the resolution limit on the head radius
 LARGE_SEEDS = range(200, 220)  # a larger evaluation sample at typical SNR, never used for tuning
 
 
@@ -80,15 +85,6 @@ def simulate(ndim: int, seed: int, noise: float, dim_fraction: float = 0.15, sha
 def truth_of(sim) -> pd.DataFrame:
     t = sim.truth
     return t[t.present & t.in_fov].reset_index(drop=True)
-
-
-def visible_mask(truth: pd.DataFrame) -> np.ndarray:
-    """Spines above the visibility limit whose base is in view (see the module docstring)."""
-    return (
-        (truth.intensity_ratio.to_numpy() >= VISIBLE_CONTRAST)
-        & (truth.head_radius_um.to_numpy() >= VISIBLE_HEAD_RADIUS_UM)
-        & truth.base_in_fov.to_numpy(bool)
-    )
 
 
 def spacing_of(sim) -> tuple:
@@ -140,7 +136,7 @@ def run_image(sim, log_threshold: float) -> dict:
     found[ours["truth_index"]] = True
     found_log = np.zeros(len(truth), bool)
     found_log[base["truth_index"]] = True
-    visible = visible_mask(truth)
+    visible = visible_spines(truth)  # see the module docstring
     # the rule before session 3: border spines (base out of view) counted as visible
     with_border = visible | (
         ~truth.base_in_fov.to_numpy(bool) & (truth.head_radius_um.to_numpy() >= VISIBLE_HEAD_RADIUS_UM)

@@ -26,7 +26,9 @@ Scores (:func:`imagingkit.tracking.evaluate.score_tracking`): pair recall/precis
 gain and loss events, largest error (percentage points) of turnover ratio and baseline
 survival against the truth under the same edge rule; ``seen_*`` gain/loss F1 on the spines the
 input holds at least once (a spine missing from every input table is a detection error no
-tracker working from those tables can undo); ``oracle_*`` against the true identities of the
+tracker working from those tables can undo); ``visible_*`` gain/loss F1 on the spines visible in
+every session they are present in (no sub-resolution head, base in view: the set the spine
+benchmark scores, the events a human scorer could see); ``oracle_*`` against the true identities of the
 detections (isolates linking from detection errors). A track holding no input detection (spines
 the tracker discovered on the images) is the true spine present nearest to it within
 ``MATCH_TOLERANCE_UM``, one-to-one per session, else a false spine whose events are false.
@@ -89,6 +91,8 @@ COLUMNS = [
     "survival_baseline_max_err_pp",
     "seen_gain_f1",
     "seen_loss_f1",
+    "visible_gain_f1",
+    "visible_loss_f1",
     "oracle_gain_f1",
     "oracle_loss_f1",
     "n_refound",

@@ -93,6 +93,28 @@ def arc_errors(
     return np.concatenate(errors) if errors else np.zeros(0)
 
 
+#: Visibility limit of a simulated spine (:mod:`imagingkit.synth`): noiseless head peak / shaft
+#: peak (synth's ``intensity_ratio``) ...
+VISIBLE_CONTRAST = 0.3
+#: ... and head radius (µm; smaller heads are below the two-photon resolution, PSF sigma 0.17 µm).
+VISIBLE_HEAD_RADIUS_UM = 0.2
+
+
+def visible_spines(truth: pd.DataFrame) -> np.ndarray:
+    """Per truth row of :mod:`imagingkit.synth`: is the spine above the visibility limit, base in view?
+
+    Sub-resolution spines (head radius below :data:`VISIBLE_HEAD_RADIUS_UM` or contrast below
+    :data:`VISIBLE_CONTRAST`) sit at the noise floor, where a human scorer would not see them
+    either; border spines (``base_in_fov`` False: the head is in the image, the shaft point it
+    grows from is not) have no dendrite leading to them. Absent rows (contrast NaN) are False.
+    """
+    return (
+        (truth["intensity_ratio"].to_numpy(float) >= VISIBLE_CONTRAST)
+        & (truth["head_radius_um"].to_numpy(float) >= VISIBLE_HEAD_RADIUS_UM)
+        & truth["base_in_fov"].to_numpy(bool)
+    )
+
+
 def visible_detection_scores(
     pred: pd.DataFrame,
     truth: pd.DataFrame,

@@ -18,6 +18,11 @@ Between the two, the events of the spines that the input holds at least once (pr
 ``seen_``): the biological truth of every spine the tracker was given, so a spine missing
 from every input table (a detection error no tracker working from those tables can undo)
 does not count, while a spine missed in some sessions must still be tracked through them.
+
+Prefix ``visible_``: the events of the spines above the visibility limit in every session they
+are present in (:func:`imagingkit.spines.evaluate.visible_spines`: no sub-resolution head, base in
+view), the events a human scorer could see on the images; the spine detection benchmark scores
+the same set.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from imagingkit.spines.evaluate import visible_spines
 from imagingkit.tracking.fates import FateParams, classify_fates
 from imagingkit.tracking.turnover import compute_turnover
 
@@ -303,7 +309,9 @@ def score_tracking(
     dict
         Pair scores, event scores and statistic errors against the biological truth; where
         ``detected`` exists, event scores on the spines the input holds at least once (prefix
-        ``seen_``) and event and statistic scores against the oracle (prefix ``oracle_``).
+        ``seen_``) and event and statistic scores against the oracle (prefix ``oracle_``); where
+        the truth has the synth's ``intensity_ratio, head_radius_um, base_in_fov``, event scores
+        on the spines visible in every session they are present in (prefix ``visible_``).
     """
     view = observable(truth, image_shapes, margin_px)
     times = result.times_h
@@ -321,7 +329,21 @@ def score_tracking(
         scores = event_scores(result.tracks, result.detections, true_id, oracle, truth, tolerance_px)
         scores.update(statistic_errors(result.turnover, compute_turnover(oracle, times)))
         out.update({f"oracle_{key}": value for key, value in scores.items()})
+    if {"intensity_ratio", "head_radius_um", "base_in_fov"} <= set(truth.columns):
+        shown = visible_throughout(truth)
+        visible_truth = truth_tracks(truth[shown], view[shown], "present", 1)
+        scores = event_scores(result.tracks, result.detections, true_id, visible_truth, truth, tolerance_px)
+        out.update({f"visible_{key}": value for key, value in scores.items()})
     return out
+
+
+def visible_throughout(truth: pd.DataFrame) -> np.ndarray:
+    """Per truth row: is its spine visible (:func:`~imagingkit.spines.evaluate.visible_spines`) in
+    every session it is present in (and present in at least one)?"""
+    present = truth["present"].to_numpy(bool)
+    ok = pd.Series(visible_spines(truth) | ~present).groupby(truth["spine_id"].to_numpy()).transform("all")
+    ever = pd.Series(present).groupby(truth["spine_id"].to_numpy()).transform("any")
+    return (ok & ever).to_numpy(bool)
 
 
 def match_to_truth(

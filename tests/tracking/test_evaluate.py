@@ -88,3 +88,35 @@ def test_one_true_spine_identifies_one_track_per_session():
     detections = detections_of(tracks)
     identity = track_identity(detections, np.full(len(detections), 7), tracks, truth, tolerance_px=3.0)
     assert identity.loc[1] == 9 and identity.loc[2] < 0
+
+
+def test_visible_scores_leave_out_spines_below_the_visibility_limit():
+    from types import SimpleNamespace
+
+    from imagingkit.tracking import TrackingParams
+    from imagingkit.tracking.evaluate import score_tracking, visible_throughout
+    from imagingkit.tracking.turnover import compute_turnover
+
+    # spine 7 (visible) and spine 9 (a sub-resolution head) both form in session 1; the tracker sees 7 only
+    truth = truth_of({7: ("011", (20.0, 20.0)), 9: ("011", (20.0, 40.0)), 5: ("000", (20.0, 60.0))})
+    truth["intensity_ratio"] = np.where(truth["present"], 0.8, np.nan)
+    truth["head_radius_um"] = np.where(truth["spine_id"] == 9, 0.15, 0.35)
+    truth["base_in_fov"] = True
+    truth["dendrite_id"], truth["arc_um"] = 0, truth["x"] * 0.2
+    assert visible_throughout(truth).tolist() == [True] * 3 + [False] * 6
+    dimmed = truth.assign(intensity_ratio=np.where(truth["session"] == 2, 0.2, truth["intensity_ratio"]))
+    assert not visible_throughout(dimmed)[truth["spine_id"] == 7].any()  # below the limit in one session
+
+    tracks = classify_fates(track_table(["011"], [[(20.0, 20.0)] * 3]))
+    detections = detections_of(tracks).assign(track_id=0)
+    times = np.array([0.0, 1.0, 24.0])
+    result = SimpleNamespace(
+        tracks=tracks,
+        detections=detections,
+        turnover=compute_turnover(tracks, times),
+        times_h=times,
+        params=TrackingParams(pixel_size_um=0.2),
+    )
+    scores = score_tracking(result, truth, np.full(len(detections), 7), None, 0.0, 3.0)
+    assert scores["n_true_gain"] == 2 and scores["gain_f1"] == 2 / 3
+    assert scores["visible_n_true_gain"] == 1 and scores["visible_gain_f1"] == 1.0
