@@ -74,6 +74,19 @@ class ModelParams:
         the benchmark's stacks (noise 1; such crossings are rare there) 1.5 vs ``inf``,
         visible spines found / false positives: tuning seeds 10-29 +3/+4, validation
         seeds 30-49 +6/+0, seeds 50-69 -2/+5: no measurable change in F1.
+    end_margin_um : float
+        A pixel nearest to a traced dendrite end and ahead of it (within 75 degrees of the
+        dendrite's direction there) is not modelled when it lies more than this beyond the
+        end along that direction: the shaft may go on untraced there, and its light would
+        score as a spine. Nearer the end, the end's profile models it, so a spine beside a
+        dendrite's last micrometres (or near the image border, where the tracing stops short)
+        can be scored. 0 (the detector's default): every pixel ahead is left out. For
+        detection a margin did not pay: at 2.0 against 0 on the spine benchmark (noise 1)
+        visible spines found / false positives were tuning seeds 10-29 +3/+1, validation
+        seeds 30-49 +8/+0, but on the 20 evaluation images +5/+9 (visible F1 0.945 ->
+        0.943), and in stacks (seeds 10-19) +0/+2. The tracker's image check, which only
+        looks where a spine was detected in another session, uses 2.0
+        (:class:`imagingkit.tracking.recheck.RecheckParams`).
     """
 
     max_distance_um: float = 3.5
@@ -85,6 +98,7 @@ class ModelParams:
     outlier_sigma: float = 2.5
     assign_axial_weight: float = 0.5
     assign_min_depth_gap_um: float = 1.5
+    end_margin_um: float = 0.0
 
     def __post_init__(self):
         if not self.assign_axial_weight >= 0 or not self.assign_min_depth_gap_um >= 0:
@@ -92,6 +106,8 @@ class ModelParams:
                 f"assign_axial_weight and assign_min_depth_gap_um must be >= 0, got "
                 f"{self.assign_axial_weight} and {self.assign_min_depth_gap_um}"
             )
+        if not self.end_margin_um >= 0:
+            raise ParameterError(f"end_margin_um must be >= 0 um, got {self.end_margin_um}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,14 +169,15 @@ def smooth_image(image: PreparedImage, sigma_um: float, sigma_z_um: float = 0.0)
     return ndi.gaussian_filter(image.data, sigma)
 
 
-def _band_pairs(trace: DendriteTrace, shape2d, spacing2d: np.ndarray, band_um: float):
+def _band_pairs(trace: DendriteTrace, shape2d, spacing2d: np.ndarray, band_um: float, end_margin_um: float):
     """Pixels of the 2D band and, per pixel, every dendrite within ``band_um`` of it.
 
     Returns ``(by, bx)`` of the band pixels and, per (pixel, dendrite) pair, ``pixel``
     (index into ``by``), the dendrite's laterally nearest centreline point ``idx``, the
     lateral distance, the side of the centreline (sign of tangent x offset, so each side
     has its own profile) and ``ahead``: the point is a dendrite end and the pixel lies
-    beyond it (such pixels are not modelled by that dendrite).
+    beyond it, within 75 degrees of the outward direction and more than ``end_margin_um``
+    along it (such pixels are not modelled by that dendrite).
     """
     cl = trace.centreline
     pts = cl[["y", "x"]].to_numpy()
@@ -189,9 +206,8 @@ def _band_pairs(trace: DendriteTrace, shape2d, spacing2d: np.ndarray, band_um: f
     outward = (pts - pts[inner]) * spacing2d
     outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)
     offset = coords_um[pixel] - pts[idx] * spacing2d
-    ahead = is_end[idx] & (
-        np.einsum("ij,ij->i", offset, outward[idx]) > 0.25 * np.linalg.norm(offset, axis=1)
-    )
+    along = np.einsum("ij,ij->i", offset, outward[idx])
+    ahead = is_end[idx] & (along > np.maximum(0.25 * np.linalg.norm(offset, axis=1), end_margin_um))
     nxt = np.minimum(np.arange(len(cl)) + 1, len(cl) - 1)
     prv = np.maximum(np.arange(len(cl)) - 1, 0)
     nxt = np.where(dend[nxt] == dend, nxt, np.arange(len(cl)))
@@ -287,7 +303,9 @@ def build_shaft_model(
     z_step = image.spacing_um[0] if image.is_3d else 1.0
     smooth = smooth_image(image, params.smooth_sigma_um, params.smooth_sigma_z_um)
     cl = trace.centreline
-    by, bx, pixel, idx, lateral, side, ahead = _band_pairs(trace, data.shape[-2:], spacing2d, band_um)
+    by, bx, pixel, idx, lateral, side, ahead = _band_pairs(
+        trace, data.shape[-2:], spacing2d, band_um, params.end_margin_um
+    )
     if image.is_3d:
         # every plane of each (pixel, dendrite) pair; voxels too far axially are cut below
         n_planes = data.shape[0]

@@ -484,7 +484,12 @@ def _evidence_on_images(images: Sequence[np.ndarray], traces: list, to_session, 
                 prepared = prepare_image(image.astype(np.float32), params.pixel_size_um, z_step)
                 traces[session] = trace_dendrites(prepared, (spine_params or SpineParams()).trace)
             maps[session, False] = evidence_map(
-                image, params.pixel_size_um, z_step, traces[session], spine_params
+                image,
+                params.pixel_size_um,
+                z_step,
+                traces[session],
+                spine_params,
+                None if stack else params.recheck.end_margin_um,  # stacks: the detector's rule
             )
         if peaks and (session, True) not in maps:
             ratio, spacing = maps[session, False]

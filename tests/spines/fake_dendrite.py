@@ -216,3 +216,14 @@ def _disk_ratio(head_lo, shaft_lo, row, pixel_size_um, z_step_um, head_disk_um):
             np.abs(zz - row.base_z) <= depth
         )
     return float(head_lo[head_mask].sum() / max(shaft_lo[shaft_mask].sum(), 1e-12))
+
+
+def dendrite_end_image(seed: int = 0, end_head: bool = True) -> np.ndarray:
+    """A straight shaft along row 40 ending at x = 120 (0.2 um pixels), heads at (33, 40) and (47, 80)
+    beside it and, with ``end_head``, one at (33, 126): 1.4 um beside and 1.2 um beyond its end."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:80, :200].astype(float)
+    image = 5 + 60 * np.exp(-((yy - 40) ** 2) / (2 * 2.0**2)) / (1 + np.exp(xx - 120))
+    for y, x in [(33, 40), (47, 80)] + ([(33, 126)] if end_head else []):
+        image += 40 * np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.3**2))
+    return rng.poisson(image).astype(np.float32)

@@ -13,6 +13,7 @@ from imagingkit.spines.evaluate import (
     match_points,
     visible_detection_scores,
 )
+from tests.spines.fake_dendrite import dendrite_end_image
 
 
 def _visible(truth):
@@ -237,6 +238,36 @@ def test_strong_peaks_next_to_a_dendrite_end_are_kept():
         DetectParams(end_threshold_factor=0.5)
     scores = detection_scores(extra, _present(sim), (0.2, 0.2))
     assert scores["tp"] == len(extra)  # the kept end peaks are real spines here
+
+
+def test_an_end_margin_models_and_finds_a_spine_beside_a_dendrite_end():
+    """A head 1.4 um beside and 1.2 um beyond a shaft's end: scored and found with a 2 um end margin;
+    the detector's default (every pixel ahead of an end left out) does not see it."""
+    from imagingkit.errors import ParameterError
+    from imagingkit.spines import trace_dendrites
+    from imagingkit.spines.model import ModelParams, build_shaft_model
+    from imagingkit.spines.params import SpineParams
+
+    image = dendrite_end_image()
+    prepared = prepare_image(image, 0.2, None)
+    trace = trace_dendrites(prepared)
+    assert trace.n_dendrites == 1 and abs(trace.centreline["x"].max() - 120) < 2
+
+    def spines(margin_um):
+        params = SpineParams(model=ModelParams(end_margin_um=margin_um))
+        return detect_spines(image, pixel_size_um=0.2, params=params, trace=trace).spines
+
+    def finds_end_head(table):
+        return bool(np.hypot(table.y - 33, table.x - 126).min() * 0.2 <= 0.3)
+
+    with_margin = spines(2.0)
+    assert finds_end_head(with_margin) and (with_margin.x > 121).sum() == 1  # nothing else beyond the end
+    assert not finds_end_head(spines(ModelParams().end_margin_um))
+    model = build_shaft_model(prepared, trace, ModelParams(end_margin_um=2.0))
+    assert np.isfinite(model.score[33, 126]) and np.isnan(model.score[40, 140])  # 4 um ahead: not modelled
+    assert np.isnan(build_shaft_model(prepared, trace).score[33, 126])
+    with pytest.raises(ParameterError):
+        ModelParams(end_margin_um=-1.0)
 
 
 def _crossing_stack(lower_plane: float, upper_plane: float) -> np.ndarray:

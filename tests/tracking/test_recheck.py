@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from imagingkit.errors import ParameterError
@@ -26,6 +27,7 @@ from imagingkit.tracking.recheck import (
     split_jumps,
 )
 from imagingkit.tracking.testing import synth_truth_tables, synth_truth_with_detection
+from tests.spines.fake_dendrite import dendrite_end_image
 from tests.tracking.tables import track_table
 
 PIXEL_UM = 0.2
@@ -475,3 +477,22 @@ def test_stacks_discover_no_spines_unless_asked(monkeypatch):
         assert len(calls) == int(in_stacks)
         if not in_stacks:
             assert not result.tracks["discovered"].any()
+
+
+def test_a_spine_beside_a_dendrite_end_missed_in_one_session_is_refound():
+    """The head beside the shaft's end (1.2 um beyond it) is missing from the first session's table: the image
+    check models the place up to ``end_margin_um`` beyond the end and re-finds it; without the margin the place
+    is unjudged (NaN evidence) and the spine counts as formed in session 1."""
+    images = [dendrite_end_image(seed=0), dendrite_end_image(seed=1)]
+    heads = pd.DataFrame({"spine_id": [0, 1, 2], "y": [33.0, 47.0, 33.0], "x": [40.0, 80.0, 126.0]})
+    tables = [heads.iloc[:2], heads]
+    for margin_um, refound in ((RecheckParams().end_margin_um, True), (0.0, False)):
+        params = TrackingParams(pixel_size_um=PIXEL_UM, recheck=RecheckParams(end_margin_um=margin_um))
+        tracks = track_spines(tables, [0.0, 1.0], params, images=images).tracks
+        end = tracks[(tracks["x"] - 126).abs() < 2].sort_values("session")
+        assert end["present"].tolist() == [refound, True]
+        assert end["fate"].iloc[0] == ("stable" if refound else "formed")
+        assert np.isfinite(end["evidence"].iloc[0]) == refound
+    assert RecheckParams().end_margin_um == 2.0
+    with pytest.raises(ParameterError, match="end_margin_um"):
+        RecheckParams(end_margin_um=-1.0)
