@@ -18,8 +18,9 @@ Three parts, each compared side by side with baselines in the same run:
    (c) the spines :func:`imagingkit.spines.detect_spines` finds; 2-D images swept over tissue
    warp and noise, plus z-stacks (21 planes, 1 µm) at warp 1 px and noise 1. Configurations: ``default`` (absences checked on the images,
    :mod:`imagingkit.tracking.recheck`), ``no image check`` (the same tracker, K = 2 decides),
-   ``plain``. Scores pool the five seeds (events counted over all of them; turnover and
-   survival of the pooled dendrites).
+   ``plain``. Scores pool the seeds of a row (events counted over all of them; turnover and
+   survival of the pooled dendrites); ``{gain,loss}_f1_{lo,hi}`` is the 95 % bootstrap interval
+   of the pooled F1 over series (seeds resampled, :func:`series_interval`).
 3. ``speed``: 10 sessions x 2,000 spines linked (linking + fates + statistics).
 
 Scores (:func:`imagingkit.tracking.evaluate.score_tracking`): pair recall/precision, F1 of
@@ -72,6 +73,7 @@ PIXEL_UM = 0.2
 #: a detection (or a spine found on the images) within this of a true spine is that spine
 MATCH_TOLERANCE_UM = 0.6
 IMAGE_P_MISS = 0.1  # missed detections dropped at random from the true positions (images part)
+KINDS = ("gain", "loss")
 COLUMNS = [
     "part",
     "ndim",
@@ -84,7 +86,11 @@ COLUMNS = [
     "pair_recall",
     "pair_precision",
     "gain_f1",
+    "gain_f1_lo",
+    "gain_f1_hi",
     "loss_f1",
+    "loss_f1_lo",
+    "loss_f1_hi",
     "n_true_gain",
     "n_true_loss",
     "turnover_ratio_max_err_pp",
@@ -206,13 +212,17 @@ def _offset(frame: pd.DataFrame, columns: tuple[str, ...], offset: int) -> pd.Da
 def pooled_scores(runs: list[dict], times_h) -> dict:
     """Scores over all seeds of a grid cell at once: tracks, detections and truth of every seed
     are concatenated (ids offset per seed), so events are counted over the pooled population and
-    turnover/survival are those of the pooled dendrites, as a study pooling animals reports."""
+    turnover/survival are those of the pooled dendrites, as a study pooling animals reports.
+    Reference-frame positions are moved apart per seed too, so that a track identified by its
+    position (a discovered spine) is matched to a true spine of its own series only."""
     tracks, detections, truth, true_id = [], [], [], []
     for i, run in enumerate(runs):
-        offset = 1_000_000 * i
+        offset, apart_px = 1_000_000 * i, 100_000.0 * i
         tracks.append(_offset(run["result"].tracks, ("track_id",), offset))
+        tracks[-1]["y"] += apart_px
         detections.append(_offset(run["result"].detections, ("track_id",), offset))
         truth.append(_offset(run["truth"], ("spine_id",), offset))
+        truth[-1]["y_ref"] += apart_px
         true_id.append(np.where(run["true_id"] >= 0, run["true_id"] + offset, -1))
     all_tracks = pd.concat(tracks, ignore_index=True)
     first = runs[0]["result"]
@@ -231,6 +241,41 @@ def pooled_scores(runs: list[dict], times_h) -> dict:
         _margin_px(first.params),
         MATCH_TOLERANCE_UM / PIXEL_UM,
     )
+
+
+def series_interval(runs: list[dict], pooled: dict, n_boot: int = 2000, level: float = 0.95) -> dict:
+    """Bootstrap interval of the pooled gain and loss F1 over series.
+
+    The series (seeds) are resampled with replacement and their event counts added up
+    (pooled F1 = 2 matched / (predicted + true)): how far the figure of this many series can
+    be from that of many more. ``pooled`` (:func:`pooled_scores` of the same runs) checks that
+    the per-series counts add up to it. Returns ``{gain,loss}_f1_{lo,hi}``.
+    """
+    counts = []  # per series, per kind: matched, predicted, true events
+    for run in runs:
+        result = run["result"]
+        scores = score_tracking(
+            result,
+            run["truth"],
+            run["true_id"],
+            run["shapes"],
+            _margin_px(result.params),
+            MATCH_TOLERANCE_UM / PIXEL_UM,
+        )
+        counts.append([[scores[f"n_{n}_{kind}"] for n in ("matched", "pred", "true")] for kind in KINDS])
+    counts = np.asarray(counts, float)
+    for k, kind in enumerate(KINDS):
+        total = counts[:, k].sum(axis=0)
+        if total[1] + total[2] > 0:
+            assert np.isclose(2 * total[0] / (total[1] + total[2]), pooled[f"{kind}_f1"]), kind
+    pick = np.random.default_rng(0).integers(len(counts), size=(n_boot, len(counts)))
+    sums = counts[pick].sum(axis=1)  # (n_boot, kind, count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = 2 * sums[..., 0] / (sums[..., 1] + sums[..., 2])
+    lo, hi = np.nanpercentile(f1, [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return {
+        f"{kind}_f1_{end}": float(v[k]) for k, kind in enumerate(KINDS) for end, v in (("lo", lo), ("hi", hi))
+    }
 
 
 def _image_inputs(sim, seed: int) -> dict[str, tuple]:
@@ -332,6 +377,7 @@ def images_part(quick: bool) -> list[dict]:
                     )
         for (kind, name), per_seed in runs.items():
             timing = pd.DataFrame(per_seed).mean(numeric_only=True).to_dict()
+            pooled = pooled_scores(per_seed, sim.times_h)
             rows.append(
                 {
                     "part": "images",
@@ -342,7 +388,8 @@ def images_part(quick: bool) -> list[dict]:
                     "noise": noise,
                     "seeds": f"{seeds[0]}-{seeds[-1]}",
                     "n_seeds": len(per_seed),
-                    **pooled_scores(per_seed, sim.times_h),
+                    **pooled,
+                    **series_interval(per_seed, pooled),
                     **timing,
                 }
             )

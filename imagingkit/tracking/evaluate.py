@@ -230,7 +230,9 @@ def event_scores(
     transitions of ``counted`` between sessions observable in the track table. True events
     come from ``truth_tracks_`` (see :func:`truth_tracks`); tracks identified as a true spine
     that ``truth_tracks_`` leaves out (the ``seen_`` reference) are left out too. An event
-    matches if identity, session and kind agree.
+    matches if identity, session and kind agree. Per kind: ``{kind}_precision, {kind}_recall,
+    {kind}_f1`` and the counts ``n_true_{kind}, n_pred_{kind}, n_matched_{kind}`` (the counts of
+    several series add up to their pooled scores); ``event_f1`` over both kinds.
     """
     identity = track_identity(detections, true_id, tracks, truth, tolerance_px)
     reference_ids = truth_tracks_["track_id"].unique()
@@ -253,6 +255,8 @@ def event_scores(
         out[f"{kind}_recall"] = tp / len(t) if t else np.nan
         out[f"{kind}_f1"] = 2 * tp / (len(p) + len(t)) if (p or t) else np.nan
         out[f"n_true_{kind}"] = len(t)
+        out[f"n_pred_{kind}"] = len(p)
+        out[f"n_matched_{kind}"] = tp
     both = len(pred_events & true_events)
     total = len(pred_events) + len(true_events)
     out["event_f1"] = 2 * both / total if total else np.nan

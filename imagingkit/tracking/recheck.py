@@ -59,11 +59,12 @@ the place shows light but no peak of its own.
 
 The image cannot judge a position outside the session's traced dendrites (a stretch the
 tracing missed; on 2D images the model reaches ``end_margin_um`` beyond a traced end, where
-tracings stop short of a dendrite's last micrometres or the image border), inside the shaft core, or within ``exclusion_um`` of another spine detected
-(or already re-found) in that session (the residual there is the neighbour's): such absences
-stay unchecked (a gap between two presences, a loss at the end). One place is re-found for one track only, in the
-final check as in step 2 (two fragments of one spine's track would count it twice). Reviewed
-rows are left as the reviewer set them.
+tracings stop short of a dendrite's last micrometres or the image border), inside the shaft
+core, or within ``exclusion_um`` of another spine detected (or already re-found) in that
+session (the residual there is the neighbour's): such absences stay unchecked (a gap between
+two presences, a loss at the end). One place is re-found for one track only, in the final
+check as in step 2 (two fragments of one spine's track would count it twice). Reviewed rows
+are left as the reviewer set them.
 """
 
 from __future__ import annotations

@@ -72,6 +72,7 @@ def test_discovered_spines_count_as_true_and_false_events():
     # spine 9's gain (session 1) and loss (session 2) are found; track 2's gain is false
     assert scores["n_true_gain"] == 1 and scores["n_true_loss"] == 1
     assert scores["gain_recall"] == 1.0 and scores["gain_precision"] == 0.5
+    assert (scores["n_pred_gain"], scores["n_matched_gain"], scores["n_pred_loss"]) == (2, 1, 1)
     assert scores["loss_recall"] == 1.0 and scores["loss_precision"] == 1.0
     # a reference leaving spine 9 out (the seen_ scores): its events are neither true nor false
     seen = truth_tracks(truth[truth["spine_id"] == 7])
