@@ -493,6 +493,12 @@ def test_a_spine_beside_a_dendrite_end_missed_in_one_session_is_refound():
         assert end["present"].tolist() == [refound, True]
         assert end["fate"].iloc[0] == ("stable" if refound else "formed")
         assert np.isfinite(end["evidence"].iloc[0]) == refound
+    # where the head is really not there yet, the image now confirms its absence instead of staying silent
+    images[0] = dendrite_end_image(seed=0, end_head=False)
+    tracks = track_spines(tables, [0.0, 1.0], TrackingParams(pixel_size_um=PIXEL_UM), images=images).tracks
+    end = tracks[(tracks["x"] - 126).abs() < 2].sort_values("session")
+    assert end["present"].tolist() == [False, True] and end["absence_confirmed"].iloc[0]
+    assert end["fate"].iloc[0] == "formed"
     assert RecheckParams().end_margin_um == 2.0
     with pytest.raises(ParameterError, match="end_margin_um"):
         RecheckParams(end_margin_um=-1.0)
