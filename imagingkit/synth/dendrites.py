@@ -28,10 +28,9 @@ the spine-detection review, issue 6):
   random stream, so every other draw (spine sizes, turnover, transforms, brightness, noise)
   is unchanged.
   Close neighbours (heads 0.1-0.5 um apart) remain. Spines never present together are not
-  kept apart: a new spine may form where a spine was lost before (uniform along the
-  dendrite; in 5-session series about 3 % of new spines lie within 0.6 um of an earlier lost
-  one), a loss and a gain in the truth that a scorer identifying spines by their place, and
-  any image-based tracker, sees as one spine staying.
+  kept apart: a new spine may form where a spine was lost before (positions are uniform
+  along the dendrite), a loss and a gain in the truth that a scorer identifying spines by
+  their place, and any image-based tracker, sees as one spine staying.
 - 3-D stacks are rendered on sub-planes 0.25 um apart, blurred axially and sampled at
   the plane positions (was: rendered on the integer planes only, so a head lying between
   two planes was missed by both and ~40 % of 3-D heads were invisible even noiseless),
