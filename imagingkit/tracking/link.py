@@ -87,9 +87,10 @@ class LinkParams:
     dendrite_gating : bool
         Forbid links between spines whose dendrites map to different reference dendrites.
     min_match_fraction : float
-        Overlap check: if fewer than this fraction of a session's spines have a reference-session
-        spine within ``max_link_um`` after registration, the session is reported as not
-        registered (different field of view) with :class:`~imagingkit.errors.RegistrationError`.
+        Overlap check (:func:`check_overlap`): a session is registered if a chain of sessions
+        links it to the reference, each pair sharing at least this fraction of either's spines
+        within ``max_link_um``; otherwise it is reported as not registered (different field of
+        view) with :class:`~imagingkit.errors.RegistrationError`.
     """
 
     max_link_um: float = 1.5
@@ -206,35 +207,74 @@ def _positions_um(det: pd.DataFrame) -> np.ndarray:
     return det[["y_um", "x_um", "z_um"]].to_numpy(float)
 
 
+def _match_fraction(points_um: np.ndarray, tree: cKDTree, gate_um: float) -> float:
+    """Fraction of ``points_um`` with a point of ``tree`` within ``gate_um``."""
+    return float(np.mean(tree.query(points_um, k=1)[0] <= gate_um))
+
+
 def check_overlap(detections: pd.DataFrame, reference_session: int, params: LinkParams) -> pd.Series:
     """Fraction of each session's spines with a reference-session spine within the gate.
+
+    A session counts as registered when a chain of sessions links it to the reference, each
+    pair in the chain with at least ``params.min_match_fraction`` of one session's spines
+    within ``params.max_link_um`` of the other's (reference frame). A chain, not the reference
+    alone: spines form and vanish, so a session days after the reference shares fewer spines
+    with it than one hours after it (in a small simulated stack with 10 % missed detections,
+    47 % at 48 h against 80-90 % between consecutive sessions), while a session of another
+    field of view, or a wrongly registered one, matches no session of the field. One direction
+    is enough, as with the reference alone before (a session may hold fewer spines than the
+    other). Sessions with fewer than 10 spines are not checked.
+
+    Returns
+    -------
+    Series
+        ``match_fraction`` per session: the fraction of its spines within the gate of a
+        reference-session spine (NaN without spines).
 
     Raises
     ------
     RegistrationError
-        A session (with at least 10 spines, like the reference) falls below
-        ``params.min_match_fraction``: its field of view does not match the reference, or
-        registration failed.
+        A session (with at least 10 spines, like the reference) is linked to the reference
+        by no such chain: its field of view does not match, or registration failed.
     """
-    ref = detections[detections["session"] == reference_session]
-    fractions = {}
-    tree = cKDTree(_positions_um(ref)) if len(ref) else None
-    for session, det in detections.groupby("session"):
-        if tree is None or len(det) == 0:
-            fractions[session] = np.nan
-            continue
-        dist, _ = tree.query(_positions_um(det), k=1)
-        fractions[session] = float(np.mean(dist <= params.max_link_um))
-    fractions = pd.Series(fractions, name="match_fraction")
-    if len(ref) >= 10:
-        for session, fraction in fractions.items():
-            n = int((detections["session"] == session).sum())
-            if n >= 10 and fraction < params.min_match_fraction:
-                raise RegistrationError(
-                    f"session {session}: only {fraction:.0%} of its {n} spines lie within "
-                    f"{params.max_link_um} µm of a reference-session spine after registration "
-                    f"(expected >= {params.min_match_fraction:.0%}); different field of view or failed registration"
-                )
+    points = {int(s): _positions_um(d) for s, d in detections.groupby("session") if len(d)}
+    trees = {s: cKDTree(p) for s, p in points.items()}
+    fractions = pd.Series(
+        {
+            int(s): _match_fraction(points[s], trees[reference_session], params.max_link_um)
+            if s in points and reference_session in trees
+            else np.nan
+            for s in detections["session"].unique()
+        },
+        name="match_fraction",
+        dtype=float,
+    ).sort_index()
+    checked = sorted(s for s, p in points.items() if len(p) >= 10)
+    if reference_session not in checked:
+        return fractions
+    pair = {
+        (a, b): max(
+            _match_fraction(points[a], trees[b], params.max_link_um),
+            _match_fraction(points[b], trees[a], params.max_link_um),
+        )
+        for i, a in enumerate(checked)
+        for b in checked[i + 1 :]
+    }
+    linked, frontier = {reference_session}, [reference_session]
+    while frontier:
+        a = frontier.pop()
+        for b in checked:
+            if b not in linked and pair[min(a, b), max(a, b)] >= params.min_match_fraction:
+                linked.add(b)
+                frontier.append(b)
+    for session in checked:
+        if session not in linked:
+            best = max(linked, key=lambda other: pair[min(session, other), max(session, other)])
+            raise RegistrationError(
+                f"session {session}: no session registered to the reference shares {params.min_match_fraction:.0%} "
+                f"of the spines with it within {params.max_link_um} µm after registration (best: session {best}, "
+                f"{pair[min(session, best), max(session, best)]:.0%}); different field of view or failed registration"
+            )
     return fractions
 
 

@@ -61,8 +61,9 @@ The image cannot judge a position outside the session's traced dendrites (a stre
 tracing missed; on 2D images the model reaches ``end_margin_um`` beyond a traced end, where
 tracings stop short of a dendrite's last micrometres or the image border), inside the shaft
 core, or within ``exclusion_um`` of another spine detected (or already re-found) in that
-session (the residual there is the neighbour's): such absences stay unchecked (a gap between
-two presences, a loss at the end). One place is re-found for one track only, in the final
+session (the residual there is the neighbour's; in stacks only a neighbour within
+``join_depth_um`` in depth, the evidence being measured over ±1 plane): such absences stay
+unchecked (a gap between two presences, a loss at the end). One place is re-found for one track only, in the final
 check as in step 2 (two fragments of one spine's track would count it twice). Reviewed rows
 are left as the reviewer set them.
 """
@@ -146,7 +147,12 @@ class RecheckParams:
         Fragments of a track at one lateral place are joined only if their mean depths agree
         within this (stacks; :func:`join_fragments`): about the axial width of the PSF, so a
         spine's depth scatter between sessions passes and spines of two dendrites crossing at
-        different depths do not.
+        different depths do not. Also what "one place" means in stacks for the other rules: a
+        spine farther than this in depth does not crowd an absence (:func:`judge_absences`) nor
+        share a re-found place (:func:`missed_spines`). On simulated stacks (192 x 192 x 21,
+        development seeds 10-89, one left out whose registration check failed) against lateral
+        distance only: 10 % missed gain / loss F1 0.899 / 0.910 -> 0.901 / 0.918, detected
+        0.623 / 0.676 -> 0.627 / 0.676.
     end_margin_um : float
         The evidence maps model the image up to this far beyond a traced dendrite end
         (:class:`imagingkit.spines.model.ModelParams`; the detector's default leaves every
@@ -388,14 +394,32 @@ def split_jumps(
     return tracks
 
 
-def _near_spine(tracks: pd.DataFrame, rows: np.ndarray, session: int, radius_px: float) -> np.ndarray:
+def _depth_planes(params: RecheckParams, z_step_um: float | None) -> float | None:
+    """``join_depth_um`` in planes of a stack (None in 2D: places are compared laterally only)."""
+    return None if z_step_um is None else params.join_depth_um / z_step_um
+
+
+def _same_depth(z: np.ndarray, z0: float, depth_planes: float | None) -> np.ndarray:
+    """Which depths ``z`` (planes) lie within ``depth_planes`` of ``z0`` (all of them in 2D or without a depth)."""
+    return np.ones(len(z), bool) if depth_planes is None else ~(np.abs(z - z0) > depth_planes)
+
+
+def _near_spine(
+    tracks: pd.DataFrame, rows: np.ndarray, session: int, radius_px: float, depth_planes: float | None = None
+) -> np.ndarray:
     """Per row in ``rows``: is another track present (detected or re-found) in ``session`` within
-    ``radius_px``? Absent rows are never present, so the row's own track does not count."""
+    ``radius_px`` (in stacks also within ``depth_planes``)? Absent rows are never present, so the
+    row's own track does not count."""
     here = tracks[(tracks["session"] == session) & tracks["present"]]
     if len(here) == 0 or radius_px <= 0:
         return np.zeros(len(rows), bool)
-    dist, _ = cKDTree(here[["y", "x"]].to_numpy(float)).query(tracks.loc[rows, ["y", "x"]].to_numpy(float))
-    return dist <= radius_px
+    near = cKDTree(here[["y", "x"]].to_numpy(float)).query_ball_point(
+        tracks.loc[rows, ["y", "x"]].to_numpy(float), radius_px
+    )
+    z_here, z_rows = here["z"].to_numpy(float), tracks.loc[rows, "z"].to_numpy(float)
+    return np.array(
+        [_same_depth(z_here[hits], z, depth_planes).any() for hits, z in zip(near, z_rows, strict=True)], bool
+    )
 
 
 def measure_evidence(
@@ -422,13 +446,17 @@ def measure_evidence(
     return out
 
 
-def judge_absences(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams) -> pd.DataFrame:
+def judge_absences(
+    tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams, z_step_um: float | None = None
+) -> pd.DataFrame:
     """Per absent, in-view, unreviewed row with evidence: ``judged``, ``found`` and ``confirmed`` (bool columns).
 
     A row is judged where the image can say (finite evidence, no other spine detected or
-    re-found within ``exclusion_um``). ``found``: a peak (``peak_evidence``) ``>= min_evidence`` and
-    ``>= relative_evidence`` times the track's level (median ``peak_evidence`` of its
-    detections) — the flank of a neighbour or a dendrite reaching the place is no spine;
+    re-found within ``exclusion_um``; in stacks, ``z_step_um`` given, only one within
+    ``join_depth_um`` in depth is in the way: the evidence is measured over ±1 plane).
+    ``found``: a peak (``peak_evidence``) ``>= min_evidence`` and ``>= relative_evidence`` times
+    the track's level (median ``peak_evidence`` of its detections) — the flank of a neighbour
+    or a dendrite reaching the place is no spine;
     ``confirmed`` (absent): no light at all (``evidence`` below ``min_evidence``) where the
     track's level reaches ``min_seen_evidence`` (a spine the image showed when present). In
     between the image does not decide.
@@ -444,9 +472,12 @@ def judge_absences(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckPa
     )
     judged = np.zeros(len(tracks), bool)
     sessions = tracks["session"].to_numpy(int)
+    depth = _depth_planes(params, z_step_um)
     for session in np.unique(sessions[todo]):
         rows = np.flatnonzero(todo & (sessions == session))
-        crowded = _near_spine(tracks, tracks.index[rows], int(session), params.exclusion_um / pixel_size_um)
+        crowded = _near_spine(
+            tracks, tracks.index[rows], int(session), params.exclusion_um / pixel_size_um, depth
+        )
         judged[rows[~crowded]] = True
     value = peak.to_numpy(float)
     found = judged & (value >= np.fmax(params.min_evidence, params.relative_evidence * level))
@@ -476,21 +507,26 @@ def refound_fraction(judged: pd.DataFrame) -> float:
     return float(judged["found"].sum() / n_judged) if n_judged else 0.0
 
 
-def missed_spines(tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams) -> pd.DataFrame:
+def missed_spines(
+    tracks: pd.DataFrame, pixel_size_um: float, params: RecheckParams, z_step_um: float | None = None
+) -> pd.DataFrame:
     """Rows re-found by :func:`judge_absences`, one per place: of re-found positions closer than
-    ``exclusion_um`` in one session (one spine seen from two fragments of its track), the one
-    with the strongest evidence."""
+    ``exclusion_um`` in one session (one spine seen from two fragments of its track; in stacks,
+    ``z_step_um`` given, also within ``join_depth_um`` in depth), the one with the strongest evidence."""
     column = "peak_evidence" if "peak_evidence" in tracks else "evidence"
     found = tracks[tracks["found"]].sort_values(column, ascending=False)
+    depth = _depth_planes(params, z_step_um)
     keep = []
     for _, rows in found.groupby("session"):
         points = rows[["y", "x"]].to_numpy(float) * pixel_size_um
+        z = rows["z"].to_numpy(float)
         taken = np.zeros(len(rows), bool)
         tree = cKDTree(points) if len(points) else None
         for i in range(len(rows)):
             if not taken[i]:
                 keep.append(rows.index[i])
-                taken[tree.query_ball_point(points[i], params.exclusion_um)] = True
+                hits = np.asarray(tree.query_ball_point(points[i], params.exclusion_um), int)
+                taken[hits[_same_depth(z[hits], z[i], depth)]] = True
     return found.loc[keep].sort_values(["session", "track_id"])
 
 
@@ -565,7 +601,7 @@ def join_fragments(
     """
     if params.search_um <= 0 or len(tracks) == 0:
         return tracks
-    confirmed = judge_absences(tracks, pixel_size_um, params)["confirmed"].to_numpy(bool)
+    confirmed = judge_absences(tracks, pixel_size_um, params, z_step_um)["confirmed"].to_numpy(bool)
     present = tracks["present"].to_numpy(bool)
     reviewed = tracks.groupby("track_id")["reviewed"].transform("any").to_numpy(bool)
     shown = tracks[present & ~reviewed]
@@ -626,11 +662,13 @@ def confirm_absences(
     params: RecheckParams = RecheckParams(),
     fates: FateParams = FateParams(),
     refind: bool = True,
+    z_step_um: float | None = None,
 ) -> pd.DataFrame:
     """Final check (step 7 of the module docstring) of a track table with ``evidence``.
 
     Re-found rows are one per place (:func:`missed_spines`); none without ``refind`` (the input
     misses no spines, see :func:`refinding_pays`): absences are then only confirmed.
+    ``z_step_um``: the plane spacing of stacks (None: 2D), for :func:`judge_absences`.
 
     Returns
     -------
@@ -639,12 +677,13 @@ def confirm_absences(
         judged the absence) updated, tracks split after confirmed absences, states and fates
         recomputed.
     """
-    judged = judge_absences(tracks, pixel_size_um, params)
+    judged = judge_absences(tracks, pixel_size_um, params, z_step_um)
     out = tracks.copy()
     if "refound" not in out:
         out["refound"] = False
     out["absence_confirmed"] = judged["confirmed"].to_numpy()
-    found = judged.index.isin(missed_spines(judged, pixel_size_um, params).index) & refind  # one per place
+    one_per_place = missed_spines(judged, pixel_size_um, params, z_step_um).index
+    found = judged.index.isin(one_per_place) & refind
     out.loc[found, "present"] = True
     out.loc[found, "refound"] = True
     out = _split_after_confirmed_absence(out, fates)

@@ -289,9 +289,9 @@ def _check_on_images(
     pixel = params.pixel_size_um
     light, peak = evidence
     first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), light, peak)
-    judged = judge_absences(first, pixel, params.recheck)
+    judged = judge_absences(first, pixel, params.recheck, z_step_um)
     refind = refinding_pays(judged, params.recheck)
-    missed = missed_spines(judged, pixel, params.recheck) if refind else judged.iloc[:0]
+    missed = missed_spines(judged, pixel, params.recheck, z_step_um) if refind else judged.iloc[:0]
     discover = (
         candidates is not None
         and refind
@@ -326,7 +326,7 @@ def _check_on_images(
     tracks = measure_evidence(tracks, light, peak)
     tracks = join_fragments(tracks, pixel, params.recheck, params.fates, z_step_um)
     tracks = confirm_absences(
-        measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates, refind
+        measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates, refind, z_step_um
     )
     return _relabel_detections(linked, tracks), tracks
 

@@ -102,3 +102,36 @@ def test_other_field_of_view_is_a_registration_error():
     det = collect_detections(tables, None, ps.pixel_size_um)
     with pytest.raises(RegistrationError, match="session 1"):
         check_overlap(det, 0, LinkParams())
+
+
+def _grid_table(points_px: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "y": points_px[:, 0],
+            "x": points_px[:, 1],
+            "dendrite_id": 0,
+            "arc_um": np.arange(len(points_px), dtype=float),
+        }
+    ).assign(spine_id=range(len(points_px)))
+
+
+def test_a_session_sharing_few_spines_with_the_reference_is_checked_through_the_sessions_between():
+    # 30 spines 4 um apart; each session 8 of the first spines vanish and 8 new ones form 2.8 um
+    # from every old place: the third session shares 47 % of its spines with the reference, 73 %
+    # with the session before it
+    yy, xx = np.mgrid[0:6, 0:5]
+    old = np.column_stack([yy.ravel(), xx.ravel()]).astype(float) * 20 + 50
+    new = old + 10
+    sessions = [old, np.vstack([old[8:], new[:8]]), np.vstack([old[16:], new[:16]])]
+    det = collect_detections([_grid_table(p) for p in sessions], None, pixel_size_um=0.2)
+    fractions = check_overlap(det, 0, LinkParams())
+    assert fractions[2] < LinkParams().min_match_fraction  # the reference alone would refuse it
+    # a session of another field (no spine within the gate of any other session's) still is an error
+    other = old + np.array([7.0, -7.0])
+    det = collect_detections([_grid_table(p) for p in [*sessions, other]], None, pixel_size_um=0.2)
+    with pytest.raises(RegistrationError, match="session 3"):
+        check_overlap(det, 0, LinkParams())
+    # two sessions of that other field match each other, but nothing registered to the reference
+    det = collect_detections([_grid_table(p) for p in [*sessions, other, other]], None, pixel_size_um=0.2)
+    with pytest.raises(RegistrationError, match="session 3"):
+        check_overlap(det, 0, LinkParams())

@@ -106,6 +106,31 @@ def test_no_refinding_next_to_another_detected_spine():
     assert not row["found"].item() and not row["confirmed"].item()
 
 
+def test_in_stacks_only_a_neighbour_at_the_same_depth_is_in_the_way():
+    # track 1 lies 0.4 um beside track 0 laterally; in a stack 3 planes (3 um) deeper it is another
+    # dendrite's spine, outside the +-1 plane window the evidence is measured over: track 0's absence is judged
+    positions = [[(20.0, 20.0)] * 5, [(20.0, 22.0)] * 5]
+    tracks = tracks_of(["11011", "00100"], positions)
+    tracks.loc[tracks["track_id"] == 1, "z"] = 3.0
+    measured = measure_evidence(tracks, constant_evidence([3.0] * 5))
+    row = (measured["track_id"] == 0) & (measured["session"] == 2)
+    assert judge_absences(measured, PIXEL_UM, RecheckParams(), z_step_um=1.0).loc[row, "found"].item()
+    assert (
+        not judge_absences(measured, PIXEL_UM, RecheckParams()).loc[row, "judged"].item()
+    )  # laterally: crowded
+    # 1 um deeper (within join_depth_um, 1.5 um) it still is in the way
+    tracks.loc[tracks["track_id"] == 1, "z"] = 1.0
+    measured = measure_evidence(tracks, constant_evidence([3.0] * 5))
+    assert not judge_absences(measured, PIXEL_UM, RecheckParams(), z_step_um=1.0).loc[row, "judged"].item()
+    # at 0.5 um planes the same 3 planes are 1.5 um: in the way, 4 planes (2 um) are not
+    tracks.loc[tracks["track_id"] == 1, "z"] = 3.0
+    measured = measure_evidence(tracks, constant_evidence([3.0] * 5))
+    assert not judge_absences(measured, PIXEL_UM, RecheckParams(), z_step_um=0.5).loc[row, "judged"].item()
+    tracks.loc[tracks["track_id"] == 1, "z"] = 4.0
+    measured = measure_evidence(tracks, constant_evidence([3.0] * 5))
+    assert judge_absences(measured, PIXEL_UM, RecheckParams(), z_step_um=0.5).loc[row, "judged"].item()
+
+
 def test_a_neighbours_detection_taken_by_a_track_is_detached():
     positions = [[(20.0, 20.0), (20.0, 20.1), (20.0, 25.0), (20.1, 20.0), (20.0, 19.9)]]
     out = detach_outliers(tracks_of(["11111"], positions), PIXEL_UM, max_um=0.6)
@@ -123,6 +148,19 @@ def test_one_refound_place_per_spine_and_session():
     tracks = measure_evidence(tracks_of(["100", "001"], positions), constant_evidence([3.0, 3.0, 3.0]))
     missed = missed_spines(judge_absences(tracks, PIXEL_UM, RecheckParams()), PIXEL_UM, RecheckParams())
     assert missed.groupby("session").size().max() == 1
+
+
+def test_in_stacks_spines_at_two_depths_are_two_refound_places():
+    # two tracks at one lateral place, 3 um apart in depth (spines of two dendrites crossing), both
+    # missed in session 1 where the image shows both: one re-found place each
+    positions = [[(20.0, 20.0)] * 3, [(20.0, 20.5)] * 3]
+    tracks = tracks_of(["101", "101"], positions)
+    tracks.loc[tracks["track_id"] == 1, "z"] = 3.0
+    judged = judge_absences(
+        measure_evidence(tracks, constant_evidence([3.0] * 3)), PIXEL_UM, RecheckParams(), 1.0
+    )
+    assert len(missed_spines(judged, PIXEL_UM, RecheckParams(), z_step_um=1.0)) == 2
+    assert len(missed_spines(judged, PIXEL_UM, RecheckParams())) == 1  # laterally one place
 
 
 def test_the_final_check_refinds_one_spine_per_place():
