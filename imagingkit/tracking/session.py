@@ -31,12 +31,14 @@ from imagingkit.tracking.recheck import (
     detach_outliers,
     discover_spines,
     evidence_at,
+    evidence_here,
     evidence_map,
     join_fragments,
     judge_absences,
     measure_evidence,
     missed_spines,
     peaks_only,
+    place_map,
     refinding_pays,
     refound_fraction,
     split_jumps,
@@ -287,8 +289,8 @@ def _check_on_images(
     Returns the final ``(linked, tracks)``.
     """
     pixel = params.pixel_size_um
-    light, peak = evidence
-    first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), light, peak)
+    light, peak, place = evidence
+    first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), light, peak, place)
     judged = judge_absences(first, pixel, params.recheck, z_step_um)
     refind = refinding_pays(judged, params.recheck)
     missed = missed_spines(judged, pixel, params.recheck, z_step_um) if refind else judged.iloc[:0]
@@ -323,10 +325,10 @@ def _check_on_images(
         present=tracks["present"].to_numpy(bool) | refound, refound=refound, discovered=discovered
     )
     tracks = split_jumps(tracks, peak, pixel, params.recheck, params.fates)
-    tracks = measure_evidence(tracks, light, peak)
+    tracks = measure_evidence(tracks, light, peak, place)
     tracks = join_fragments(tracks, pixel, params.recheck, params.fates, z_step_um)
     tracks = confirm_absences(
-        measure_evidence(tracks, light, peak), pixel, params.recheck, params.fates, refind, z_step_um
+        measure_evidence(tracks, light, peak, place), pixel, params.recheck, params.fates, refind, z_step_um
     )
     return _relabel_detections(linked, tracks), tracks
 
@@ -462,10 +464,11 @@ def _relabel_detections(linked: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFr
 
 
 def _evidence_on_images(images: Sequence[np.ndarray], traces: list, to_session, params, spine_params=None):
-    """Two ``evidence(session, points_ref)`` callables measuring reference points on each session's
-    image: any light (:func:`~.recheck.evidence_map`) and peaks only (:func:`~.recheck.peaks_only`).
+    """Three ``evidence(session, points_ref)`` callables measuring reference points on each session's
+    image: any light near them (:func:`~.recheck.evidence_map`), peaks only
+    (:func:`~.recheck.peaks_only`) and the light at the points themselves (:func:`~.recheck.place_map`).
 
-    Each session's evidence map is computed once and kept (two float32 images per session).
+    Each session's maps are computed once and kept (three float32 images per session).
     ``traces`` holds each image's dendrite tracing or None; an image traced here has its tracing
     stored there (in place), so that the spine detector does not trace it again.
     """
@@ -473,17 +476,18 @@ def _evidence_on_images(images: Sequence[np.ndarray], traces: list, to_session, 
     from imagingkit.spines.dendrite import trace_dendrites
 
     mappers = [as_point_mapper(t, to="session") for t in to_session]
-    maps: dict[tuple[int, bool], tuple[np.ndarray, tuple]] = {}
+    maps: dict[tuple[int, str], np.ndarray] = {}
+    spacings: dict[int, tuple] = {}
 
-    def measure(session: int, points: np.ndarray, peaks: bool) -> np.ndarray:
-        image = np.asarray(images[session])
-        stack = image.ndim == 3
-        if (session, False) not in maps:
+    def light_map(session: int) -> np.ndarray:
+        if (session, "light") not in maps:
+            image = np.asarray(images[session])
+            stack = image.ndim == 3
             z_step = params.z_step_um if stack else None
             if traces[session] is None:
                 prepared = prepare_image(image.astype(np.float32), params.pixel_size_um, z_step)
                 traces[session] = trace_dendrites(prepared, (spine_params or SpineParams()).trace)
-            maps[session, False] = evidence_map(
+            maps[session, "light"], spacings[session] = evidence_map(
                 image,
                 params.pixel_size_um,
                 z_step,
@@ -491,15 +495,22 @@ def _evidence_on_images(images: Sequence[np.ndarray], traces: list, to_session, 
                 spine_params,
                 None if stack else params.recheck.end_margin_um,  # stacks: the detector's rule
             )
-        if peaks and (session, True) not in maps:
-            ratio, spacing = maps[session, False]
-            maps[session, True] = (peaks_only(ratio), spacing)
-        ratio, spacing = maps[session, peaks]
-        mapped = mappers[session](points[:, :3] if stack else points[:, :2])
-        return evidence_at(ratio, spacing, mapped, params.recheck.search_um)
+        return maps[session, "light"]
 
-    return (lambda session, points: measure(session, points, False)), (
-        lambda session, points: measure(session, points, True)
+    derived = {"peak": peaks_only, "place": place_map}
+
+    def measure(session: int, points: np.ndarray, kind: str) -> np.ndarray:
+        light = light_map(session)
+        if kind != "light" and (session, kind) not in maps:
+            maps[session, kind] = derived[kind](light)
+        mapped = mappers[session](points[:, :3] if light.ndim == 3 else points[:, :2])
+        if kind == "place":
+            return evidence_here(maps[session, kind], mapped)
+        return evidence_at(maps[session, kind], spacings[session], mapped, params.recheck.search_um)
+
+    return tuple(
+        (lambda session, points, kind=kind: measure(session, points, kind))
+        for kind in ("light", "peak", "place")
     )
 
 

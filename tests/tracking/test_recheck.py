@@ -16,12 +16,14 @@ from imagingkit.tracking.recheck import (
     detach_outliers,
     discover_spines,
     evidence_at,
+    evidence_here,
     evidence_map,
     join_fragments,
     judge_absences,
     measure_evidence,
     missed_spines,
     peaks_only,
+    place_map,
     refinding_pays,
     refound_fraction,
     split_jumps,
@@ -236,6 +238,80 @@ def test_light_without_a_peak_neither_refinds_nor_confirms():
     assert not out["refound"].any() and not out["absence_confirmed"].any()
     with_peak = measure_evidence(tracks_of(["11011"]), light, light)
     assert states(confirm_absences(with_peak, PIXEL_UM)) == "ppppp"
+
+
+def measured_with_place(pattern, light, peak, place):
+    """A one-track table measured with per-session light, peak and place evidence."""
+    return measure_evidence(
+        tracks_of([pattern]), constant_evidence(light), constant_evidence(peak), constant_evidence(place)
+    )
+
+
+def test_at_the_first_and_last_session_the_light_at_the_place_refinds_a_spine_without_a_peak():
+    # a spine whose residual never peaks near its place (peak 0 where missed): light 1.5 around it,
+    # 1.0 at the place itself when detected, the same where missed
+    light, place = [1.5] * 5, [1.0] * 5
+    first = confirm_absences(measured_with_place("01111", light, [0.0, 1.5, 1.5, 1.5, 1.5], place), PIXEL_UM)
+    assert states(first) == "ppppp" and first.loc[first["session"] == 0, "refound"].item()
+    assert first["fate"].eq("stable").all()
+    last = confirm_absences(measured_with_place("11110", light, [1.5, 1.5, 1.5, 1.5, 0.0], place), PIXEL_UM)
+    assert states(last) == "ppppp"
+    # in the middle of the series the peak rule alone decides: the absence stays a gap
+    middle = measured_with_place("11011", light, [1.5, 1.5, 0.0, 1.5, 1.5], place)
+    out = confirm_absences(middle, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert states(out) == "ppgpp" and not out["refound"].any()
+    # nor where the end session is not next to a presence (the track starts at session 2)
+    later = confirm_absences(measured_with_place("00111", light, [0.0, 0.0, 1.5, 1.5, 1.5], place), PIXEL_UM)
+    assert states(later) == "aappp" and not later["refound"].any()
+    # switched off
+    off = confirm_absences(
+        measured_with_place("01111", light, [0.0, 1.5, 1.5, 1.5, 1.5], place),
+        PIXEL_UM,
+        RecheckParams(min_place_evidence=None),
+    )
+    assert states(off) == "apppp"
+
+
+def test_the_light_at_the_place_must_reach_half_the_spines_own_and_the_floor():
+    light, peak = [1.5] * 5, [0.0, 1.5, 1.5, 1.5, 1.5]
+    half = confirm_absences(measured_with_place("01111", light, peak, [0.45, 1.0, 1.0, 1.0, 1.0]), PIXEL_UM)
+    assert states(half) == "apppp"  # below half of 1.0
+    # a faint spine (0.3 at its place when detected): 0.18 is above half its own but below the floor 0.2
+    faint = confirm_absences(measured_with_place("01111", light, peak, [0.18, 0.3, 0.3, 0.3, 0.3]), PIXEL_UM)
+    assert states(faint) == "apppp"
+    assert (
+        states(confirm_absences(measured_with_place("01111", light, peak, [0.22] + [0.3] * 4), PIXEL_UM))
+        == "ppppp"
+    )
+
+
+def test_an_absence_the_image_confirms_is_not_refound_from_the_place():
+    # a bright spine (peak 3.0) with no light reaching 0.6 near its place in session 0: confirmed
+    # absent, although the place reads more than half of the spine's own (0.45 against 0.8)
+    out = confirm_absences(
+        measured_with_place("01111", [0.5] + [3.0] * 4, [0.0] + [3.0] * 4, [0.45] + [0.8] * 4), PIXEL_UM
+    )
+    assert states(out) == "apppp"
+    assert out.loc[out["session"] == 0, "absence_confirmed"].item()
+
+
+def test_the_place_map_reads_the_light_at_a_point():
+    ratio = np.zeros((9, 9), np.float32)
+    ratio[4, 4] = 9.0
+    ratio[0, :] = np.nan  # outside the band: counts as nothing
+    place = place_map(ratio)
+    assert place[4, 4] == pytest.approx(1.0) and place[4, 6] == 0.0
+    assert evidence_here(place, np.array([[4.0, 4.0], [4.0, 5.0], [4.0, 4.5]])) == pytest.approx(
+        [1.0, 1.0, 1.0]
+    )
+    assert evidence_here(place, np.array([[4.0, 6.0]]))[0] == 0.0
+    assert np.isnan(evidence_here(place, np.array([[np.nan, 4.0]]))[0])
+    # in stacks the point's depth is read (z as the third coordinate); a missing depth reads the middle plane
+    stack = np.zeros((5, 9, 9), np.float32)
+    stack[2, 4, 4] = 27.0
+    place3 = place_map(stack)
+    assert evidence_here(place3, np.array([[4.0, 4.0, 2.0], [4.0, 4.0, np.nan]])) == pytest.approx([1.0, 1.0])
+    assert evidence_here(place3, np.array([[4.0, 4.0, 0.0]]))[0] == 0.0
 
 
 def test_a_spine_missed_twice_running_that_no_image_shows_gone_is_kept():
