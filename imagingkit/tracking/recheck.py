@@ -317,7 +317,7 @@ def evidence_here(place: np.ndarray, points_px: np.ndarray) -> np.ndarray:
     ``points_px`` are ``(n, 2)`` (y, x) or ``(n, 3)`` (y, x, z) pixels of that map; a NaN depth
     reads the middle plane, as in :func:`evidence_at`. NaN for a point without y or x.
     """
-    points_px = np.asarray(points_px, float).reshape(len(points_px), -1)
+    points_px = np.asarray(points_px, float)
     known = np.all(np.isfinite(points_px[:, :2]), axis=1)
     coords = np.nan_to_num(points_px[:, :2]).T
     if place.ndim == 3:
@@ -526,7 +526,7 @@ def judge_absences(
     """
     detected = tracks["present"].to_numpy(bool) & tracks["spine_id"].notna().to_numpy()
     peak = tracks["peak_evidence"] if "peak_evidence" in tracks else tracks["evidence"]
-    level = peak.where(detected).groupby(tracks["track_id"]).transform("median").to_numpy()
+    level = _level_when_detected(peak, detected, tracks["track_id"])
     todo = (
         ~tracks["present"].to_numpy(bool)
         & tracks["in_view"].to_numpy(bool)
@@ -548,11 +548,16 @@ def judge_absences(
     confirmed = judged & visible & (tracks["evidence"].to_numpy(float) < params.min_evidence)
     if params.min_place_evidence is not None and "place_evidence" in tracks:
         place = tracks["place_evidence"]
-        place_level = place.where(detected).groupby(tracks["track_id"]).transform("median").to_numpy()
+        place_level = _level_when_detected(place, detected, tracks["track_id"])
         bar = np.fmax(params.min_place_evidence, params.relative_evidence * place_level)
         at_end = _at_series_end_next_to_presence(tracks)
         found |= judged & ~confirmed & at_end & (place.to_numpy(float) >= bar)
     return tracks.assign(judged=judged, found=found, confirmed=confirmed)
+
+
+def _level_when_detected(values: pd.Series, detected: np.ndarray, track_id: pd.Series) -> np.ndarray:
+    """Per row: the median of ``values`` over its track's detected rows (NaN for a track never detected)."""
+    return values.where(detected).groupby(track_id).transform("median").to_numpy()
 
 
 def _at_series_end_next_to_presence(tracks: pd.DataFrame) -> np.ndarray:

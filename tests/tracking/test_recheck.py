@@ -306,6 +306,7 @@ def test_the_place_map_reads_the_light_at_a_point():
     )
     assert evidence_here(place, np.array([[4.0, 6.0]]))[0] == 0.0
     assert np.isnan(evidence_here(place, np.array([[np.nan, 4.0]]))[0])
+    assert evidence_here(place, np.zeros((0, 2))).shape == (0,)
     # in stacks the point's depth is read (z as the third coordinate); a missing depth reads the middle plane
     stack = np.zeros((5, 9, 9), np.float32)
     stack[2, 4, 4] = 27.0
