@@ -6,9 +6,14 @@ appear or vanish. Each session is registered to a chosen reference session:
 
 1. both images are normalised for local contrast (robust to brightness changes);
 2. rotation and scale come from phase correlation of the log-polar resampled
-   Fourier magnitudes (translation-invariant), translation from phase
-   correlation, then all four parameters are refined by maximising the
-   normalised cross-correlation (Powell);
+   Fourier magnitudes (translation-invariant), with a grid of rotations every
+   ``rotation_step_deg`` as a safety net (the correlation peak of thin dendrites
+   is only about 1.5 degrees wide, and the log-polar estimate can miss it by more:
+   2.3 degrees once in 560 simulated sessions); each start gets its translation
+   from phase correlation and is scored by the normalised cross-correlation on
+   images reduced to at most ``coarse_size_px`` (cheap); the best few are scored
+   again at full resolution and the best is refined in all four parameters by
+   maximising the normalised cross-correlation (Powell);
 3. a smooth non-rigid residual (a polynomial displacement surface) is fitted by
    maximising the correlation over the whole overlap (L-BFGS, analytic gradient)
    and kept only when it improves the match.
@@ -28,6 +33,7 @@ import numpy as np
 import scipy.ndimage as ndi
 from scipy import optimize
 from scipy.interpolate import BSpline
+from skimage.measure import block_reduce
 from skimage.registration import phase_cross_correlation
 from skimage.transform import warp_polar
 
@@ -45,6 +51,16 @@ class SessionParams:
         Scale of the local contrast normalisation (background and local s.d.).
     max_rotation_deg : float
         Largest rotation searched.
+    rotation_step_deg : float
+        Spacing of the grid of rotations tried besides the log-polar estimates: well
+        inside the width of the correlation peak (on simulated dendrites the correlation
+        stays above that of any wrong start within about 1.3 degrees of the true rotation).
+    coarse_size_px : int
+        The starts (log-polar estimates and the rotation grid) are ranked on images
+        reduced to at most this many pixels a side; the best ``n_starts`` are scored at
+        full resolution.
+    n_starts : int
+        Starts scored at full resolution.
     nonrigid : bool
         Estimate the dense non-rigid residual after the similarity transform.
     flow_spacing_px : tuple of float
@@ -65,6 +81,9 @@ class SessionParams:
 
     normalise_sigma_px: float = 8.0
     max_rotation_deg: float = 15.0
+    rotation_step_deg: float = 1.0
+    coarse_size_px: int = 128
+    n_starts: int = 3
     nonrigid: bool = True
     flow_spacing_px: tuple[float, ...] = (64.0, 32.0)
     flow_stretch_penalty: float = 0.002
@@ -83,6 +102,14 @@ class SessionParams:
             raise ParameterError("flow_stretch_penalty, flow_bending_penalty and flow_penalty must be >= 0")
         if not 0 < self.max_rotation_deg <= 90:
             raise ParameterError(f"max_rotation_deg must be in (0, 90], got {self.max_rotation_deg}")
+        if not 0 < self.rotation_step_deg <= self.max_rotation_deg:
+            raise ParameterError(
+                f"rotation_step_deg must be in (0, max_rotation_deg], got {self.rotation_step_deg}"
+            )
+        if self.coarse_size_px < 32 or self.n_starts < 1:
+            raise ParameterError(
+                f"coarse_size_px must be >= 32 and n_starts >= 1, got {self.coarse_size_px} and {self.n_starts}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,26 +313,43 @@ def _rotation_scale_candidates(ref: np.ndarray, mov: np.ndarray) -> list[tuple[f
     return [(a, s) for a in (angle, -angle) for s in (scale, 1.0 / scale)]
 
 
+def _shifted_start(
+    ref_n: np.ndarray, mov_n: np.ndarray, angle: float, scale: float
+) -> tuple[float, SessionTransform]:
+    """A rotation and scale completed with the translation from phase correlation, and its correlation."""
+    shape = ref_n.shape
+    centre = ((shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0)
+    trial = SessionTransform((0.0, 0.0), angle, scale, centre)
+    rotated, _ = _resample(mov_n, trial)
+    shift, _, _ = phase_cross_correlation(ref_n, rotated, upsample_factor=10, normalization=None)
+    # rotated(q) = mov(A0(q)); ref(p) ~ rotated(p - shift) -> session = A0(p - shift)
+    offset = -np.asarray(shift) @ trial._matrix().T
+    trial = SessionTransform(tuple(offset), angle, scale, centre)
+    warped, inside = _resample(mov_n, trial)
+    return _ncc(ref_n, warped, inside), trial
+
+
+def _starts(ref_n: np.ndarray, mov_n: np.ndarray, params: SessionParams) -> list[tuple[float, float]]:
+    """(rotation_deg, scale) starts of the similarity fit, best first (see the module docstring, step 2)."""
+    limit = params.max_rotation_deg
+    starts = [(a, s) for a, s in _rotation_scale_candidates(ref_n, mov_n) if abs(a) <= limit]
+    n_grid = int(np.floor(limit / params.rotation_step_deg))
+    starts += [(float(k * params.rotation_step_deg), 1.0) for k in range(-n_grid, n_grid + 1)]
+    starts = list(dict.fromkeys((round(float(a), 6), round(float(s), 6)) for a, s in starts))
+    factor = max(1, int(np.ceil(max(ref_n.shape) / params.coarse_size_px)))
+    small = [block_reduce(im, (factor, factor), np.mean) for im in (ref_n, mov_n)]
+    scores = [_shifted_start(*small, a, s)[0] for a, s in starts]
+    order = np.argsort(scores)[::-1]
+    return [starts[i] for i in order[: params.n_starts]]
+
+
 def _fit_similarity(ref_n: np.ndarray, mov_n: np.ndarray, params: SessionParams) -> SessionTransform:
     """Similarity transform (reference -> session) maximising the normalised correlation."""
     shape = ref_n.shape
     centre = ((shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0)
-    best = None
-    candidates = [
-        (a, s) for a, s in _rotation_scale_candidates(ref_n, mov_n) if abs(a) <= params.max_rotation_deg
-    ]
-    for angle, scale in [*candidates, (0.0, 1.0)]:
-        trial = SessionTransform((0.0, 0.0), angle, scale, centre)
-        rotated, _ = _resample(mov_n, trial)
-        shift, _, _ = phase_cross_correlation(ref_n, rotated, upsample_factor=10, normalization=None)
-        # rotated(q) = mov(A0(q)); ref(p) ~ rotated(p - shift) -> session = A0(p - shift)
-        offset = -np.asarray(shift) @ trial._matrix().T
-        trial = SessionTransform(tuple(offset), angle, scale, centre)
-        warped, inside = _resample(mov_n, trial)
-        score = _ncc(ref_n, warped, inside)
-        if best is None or score > best[0]:
-            best = (score, trial)
-    start = best[1]
+    start = max(
+        (_shifted_start(ref_n, mov_n, a, s) for a, s in _starts(ref_n, mov_n, params)), key=lambda t: t[0]
+    )[1]
 
     yy, xx = np.mgrid[0 : shape[0] : 2, 0 : shape[1] : 2].astype(float)  # every other pixel: 4x cheaper
     grid = np.stack([yy.ravel(), xx.ravel()], axis=1)
