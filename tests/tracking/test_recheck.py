@@ -285,6 +285,22 @@ def test_the_light_at_the_place_must_reach_half_the_spines_own_and_the_floor():
     )
 
 
+def test_a_peak_beside_a_dark_place_refinds_no_spine():
+    # session 2: a clear peak within the search window (2.0, the spine's own level 3.0) but no light at the
+    # place itself (0.1, the spine reads 1.0 there when detected): a neighbour's or noise at the window's edge
+    light, peak = [3.0, 3.0, 2.0, 3.0, 3.0], [3.0, 3.0, 2.0, 3.0, 3.0]
+    dark = measured_with_place("11011", light, peak, [1.0, 1.0, 0.1, 1.0, 1.0])
+    out = confirm_absences(dark, PIXEL_UM, fates=FateParams(loss_min_sessions=2))
+    assert states(out) == "ppgpp" and not out["refound"].any()
+    at_end = [3.0, 3.0, 3.0, 3.0, 2.0]
+    last = confirm_absences(measured_with_place("11110", at_end, at_end, [1.0] * 4 + [0.1]), PIXEL_UM)
+    assert states(last) == "ppppa" and not last["refound"].any()  # a loss, not a spine kept alive
+    lit = measured_with_place("11011", light, peak, [1.0, 1.0, 0.25, 1.0, 1.0])
+    assert states(confirm_absences(lit, PIXEL_UM)) == "ppppp"
+    # switched off with the place rule
+    assert states(confirm_absences(dark, PIXEL_UM, RecheckParams(min_place_evidence=None))) == "ppppp"
+
+
 def test_an_absence_the_image_confirms_is_not_refound_from_the_place():
     # a bright spine (peak 3.0) with no light reaching 0.6 near its place in session 0: confirmed
     # absent, although the place reads more than half of the spine's own (0.45 against 0.8)
