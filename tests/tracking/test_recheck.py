@@ -323,12 +323,14 @@ def test_the_place_map_reads_the_light_at_a_point():
     assert evidence_here(place, np.array([[4.0, 6.0]]))[0] == 0.0
     assert np.isnan(evidence_here(place, np.array([[np.nan, 4.0]]))[0])
     assert evidence_here(place, np.zeros((0, 2))).shape == (0,)
-    # in stacks the point's depth is read (z as the third coordinate); a missing depth reads the middle plane
-    stack = np.zeros((5, 9, 9), np.float32)
-    stack[2, 4, 4] = 27.0
+    # in stacks the point's depth is read (z as the third coordinate), the best plane within ±1 of it (a
+    # track's depth is known to about a plane); a missing depth reads the middle plane
+    stack = np.zeros((7, 9, 9), np.float32)
+    stack[3, 4, 4] = 9.0
     place3 = place_map(stack)
-    assert evidence_here(place3, np.array([[4.0, 4.0, 2.0], [4.0, 4.0, np.nan]])) == pytest.approx([1.0, 1.0])
-    assert evidence_here(place3, np.array([[4.0, 4.0, 0.0]]))[0] == 0.0
+    assert evidence_here(place3, np.array([[4.0, 4.0, 3.0], [4.0, 4.0, np.nan]])) == pytest.approx([1.0, 1.0])
+    assert evidence_here(place3, np.array([[4.0, 4.0, 2.0], [4.0, 4.0, 4.0]])) == pytest.approx([1.0, 1.0])
+    assert evidence_here(place3, np.array([[4.0, 4.0, 1.0], [4.0, 4.0, 5.0]])) == pytest.approx([0.0, 0.0])
 
 
 def test_a_spine_missed_twice_running_that_no_image_shows_gone_is_kept():
