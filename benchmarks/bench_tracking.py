@@ -12,7 +12,7 @@ Three parts, each compared side by side with baselines in the same run:
 2. ``images``: simulated dendrite sessions (:func:`imagingkit.synth.simulate_dendrite_sessions`,
    drift, rotation, tissue warp, brightness change, photon noise; 5 sessions at 0, 1, 6, 24,
    48 h; evaluation seeds 0-4, and 200-219 for the typical case of warp 1 px and noise 1 — the
-   image check was tuned on development seeds 10-49), registered with
+   image check was tuned on development seeds 10-149), registered with
    :func:`imagingkit.motion.sessions.register_sessions` and tracked from (a) the true spine
    positions, (b) the true positions with 10 % dropped at random (missed detections) and
    (c) the spines :func:`imagingkit.spines.detect_spines` finds; 2-D images swept over tissue
