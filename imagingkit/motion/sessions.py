@@ -14,9 +14,9 @@ appear or vanish. Each session is registered to a chosen reference session:
    images reduced to at most ``coarse_size_px`` (cheap); the best few are scored
    again at full resolution and the best is refined in all four parameters by
    maximising the normalised cross-correlation (Powell);
-3. a smooth non-rigid residual (a polynomial displacement surface) is fitted by
-   maximising the correlation over the whole overlap (L-BFGS, analytic gradient)
-   and kept only when it improves the match.
+3. a smooth non-rigid residual (a cubic B-spline displacement field, coarse to
+   fine) is fitted by maximising the correlation over the whole overlap (L-BFGS,
+   analytic gradient) and kept only when it improves the match.
 
 A :class:`SessionTransform` maps points both ways (the flow is inverted by
 fixed-point iteration) and warps session images onto the reference grid.
