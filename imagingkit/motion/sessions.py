@@ -8,8 +8,8 @@ appear or vanish. Each session is registered to a chosen reference session:
 2. rotation and scale come from phase correlation of the log-polar resampled
    Fourier magnitudes (translation-invariant), with a grid of rotations every
    ``rotation_step_deg`` as a safety net (the correlation peak of thin dendrites
-   is only about 1.5 degrees wide, and the log-polar estimate can miss it by more:
-   2.3 degrees once in 560 simulated sessions); each start gets its translation
+   reaches only about 1.3 degrees either side, and the log-polar estimate can miss
+   it by more: 2.3 degrees once in 560 simulated sessions); each start gets its translation
    from phase correlation and is scored by the normalised cross-correlation on
    images reduced to at most ``coarse_size_px`` (cheap); the best few are scored
    again at full resolution and the best is refined in all four parameters by

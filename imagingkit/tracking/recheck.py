@@ -568,12 +568,12 @@ def judge_absences(
     visible = level >= params.min_seen_evidence  # NaN (never detected): the image cannot say
     confirmed = judged & visible & (tracks["evidence"].to_numpy(float) < params.min_evidence)
     if params.min_place_evidence is not None and "place_evidence" in tracks:
-        place = tracks["place_evidence"]
-        found &= ~(place.to_numpy(float) < params.min_place_evidence)  # a peak beside a dark place
-        place_level = _level_when_detected(place, detected, tracks["track_id"])
+        place = tracks["place_evidence"].to_numpy(float)
+        found &= ~(place < params.min_place_evidence)  # a peak beside a dark place
+        place_level = _level_when_detected(tracks["place_evidence"], detected, tracks["track_id"])
         bar = np.fmax(params.min_place_evidence, params.relative_evidence * place_level)
         at_end = _at_series_end_next_to_presence(tracks)
-        found |= judged & ~confirmed & at_end & (place.to_numpy(float) >= bar)
+        found |= judged & ~confirmed & at_end & (place >= bar)
     return tracks.assign(judged=judged, found=found, confirmed=confirmed)
 
 
