@@ -33,6 +33,9 @@ benchmark scores, the events a human scorer could see); ``oracle_*`` against the
 detections (isolates linking from detection errors). A track holding no input detection (spines
 the tracker discovered on the images) is the true spine present nearest to it within
 ``MATCH_TOLERANCE_UM``, one-to-one per session, else a false spine whose events are false.
+Review (:mod:`imagingkit.tracking.events`): ``n_check_*`` events marked to check (no image confirmed
+the absence, no reviewer decided), ``n_wrong_check_*`` the wrong ones among them, ``*_f1_reviewed``
+the F1 once a reviewer has rejected those.
 
     .venv/bin/python benchmarks/bench_tracking.py [--quick]
 """
@@ -101,6 +104,8 @@ COLUMNS = [
     "visible_loss_f1",
     "oracle_gain_f1",
     "oracle_loss_f1",
+    "gain_f1_reviewed",
+    "loss_f1_reviewed",
     "n_refound",
     "seconds",
 ]

@@ -23,6 +23,10 @@ Prefix ``visible_``: the events of the spines above the visibility limit in ever
 are present in (:func:`imagingkit.spines.evaluate.visible_spines`: no sub-resolution head, base in
 view), the events a human scorer could see on the images; the spine detection benchmark scores
 the same set.
+
+Review (:mod:`imagingkit.tracking.events`): ``n_check_{kind}`` predicted events marked
+``to_check``, ``n_wrong_check_{kind}`` the wrong ones among them, and ``{kind}_f1_reviewed`` the
+F1 once a reviewer has rejected those wrong events (events the tracker missed stay missed).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
 from imagingkit.spines.evaluate import visible_spines
+from imagingkit.tracking.events import list_events
 from imagingkit.tracking.fates import FateParams, classify_fates
 from imagingkit.tracking.turnover import compute_turnover
 
@@ -163,6 +168,14 @@ def _events(counted: pd.DataFrame) -> set[tuple]:
     return out
 
 
+def _events_to_check(tracks: pd.DataFrame, identity: pd.Series) -> set[tuple]:
+    """(identity, session, kind) of the events :func:`~imagingkit.tracking.events.list_events` marks ``to_check``."""
+    events = list_events(tracks)
+    events = events[events["to_check"] & events["track_id"].isin(identity.index)]
+    ids = identity.loc[events["track_id"]].to_numpy()
+    return set(zip(ids, events["session"].to_numpy(int), events["kind"], strict=True))
+
+
 def track_identity(
     detections: pd.DataFrame,
     true_id: np.ndarray,
@@ -232,7 +245,8 @@ def event_scores(
     that ``truth_tracks_`` leaves out (the ``seen_`` reference) are left out too. An event
     matches if identity, session and kind agree. Per kind: ``{kind}_precision, {kind}_recall,
     {kind}_f1`` and the counts ``n_true_{kind}, n_pred_{kind}, n_matched_{kind}`` (the counts of
-    several series add up to their pooled scores); ``event_f1`` over both kinds.
+    several series add up to their pooled scores); ``event_f1`` over both kinds. Review counts
+    ``n_check_{kind}``, ``n_wrong_check_{kind}`` and ``{kind}_f1_reviewed`` (module docstring).
     """
     identity = track_identity(detections, true_id, tracks, truth, tolerance_px)
     reference_ids = truth_tracks_["track_id"].unique()
@@ -246,17 +260,23 @@ def event_scores(
     pred = pred[pred.index.isin(identity.index)]
     pred.index = identity.loc[pred.index].to_numpy()
     pred_events, true_events = _events(pred), _events(table(truth_tracks_))
+    to_check = _events_to_check(tracks, identity)
     out = {}
     for kind in ("gain", "loss"):
         p = {e for e in pred_events if e[2] == kind}
         t = {e for e in true_events if e[2] == kind}
         tp = len(p & t)
+        wrong_checked = len((p - t) & to_check)
+        left = len(p) - wrong_checked + len(t)  # the wrong events to check rejected by a reviewer
         out[f"{kind}_precision"] = tp / len(p) if p else np.nan
         out[f"{kind}_recall"] = tp / len(t) if t else np.nan
         out[f"{kind}_f1"] = 2 * tp / (len(p) + len(t)) if (p or t) else np.nan
+        out[f"{kind}_f1_reviewed"] = 2 * tp / left if left else np.nan
         out[f"n_true_{kind}"] = len(t)
         out[f"n_pred_{kind}"] = len(p)
         out[f"n_matched_{kind}"] = tp
+        out[f"n_check_{kind}"] = len(p & to_check)
+        out[f"n_wrong_check_{kind}"] = wrong_checked
     both = len(pred_events & true_events)
     total = len(pred_events) + len(true_events)
     out["event_f1"] = 2 * both / total if total else np.nan

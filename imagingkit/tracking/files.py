@@ -3,6 +3,7 @@
 Output folder (written atomically, all or nothing):
 ``tracks.csv`` (one row per track per session), ``turnover.csv`` (pooled, one row per session),
 ``turnover_by_dendrite.csv``, ``turnover_ci.csv`` (bootstrap intervals), ``cohort_survival.csv``,
+``events.csv`` (every gain and loss, those to check first: :mod:`imagingkit.tracking.events`),
 ``tracking.png`` (fate map and survival curves), ``params.json``.
 """
 
@@ -17,6 +18,7 @@ import pandas as pd
 
 from imagingkit._atomic import atomic_dir
 from imagingkit.errors import FileFormatError, MissingFileError, ParameterError
+from imagingkit.tracking.events import list_events
 from imagingkit.tracking.figures import plot_tracking
 from imagingkit.tracking.session import TrackingResult
 from imagingkit.tracking.turnover import TURNOVER_COLUMNS
@@ -79,6 +81,7 @@ def write_tracking_outputs(
         result.turnover_by_dendrite.to_csv(tmp / "turnover_by_dendrite.csv", index=False)
         result.turnover_ci.to_csv(tmp / "turnover_ci.csv", index=False)
         result.cohorts.to_csv(tmp / "cohort_survival.csv", index=False)
+        list_events(result.tracks).to_csv(tmp / "events.csv", index=False)
         plot_tracking(result.tracks, result.turnover, result.cohorts, tmp / "tracking.png")
         meta = {
             "params": _jsonable(result.params),

@@ -4,7 +4,9 @@ Sessions are registered to the reference with :func:`imagingkit.motion.register_
 and shown as one (session, Y, X) stack; tracks come from
 :func:`imagingkit.tracking.track_sessions` or a ``tracks.csv``. Every track row is a point
 (session, y, x) keeping its ``track_id`` as text and coloured by fate; absences are rings.
-Edits are the tracking room's review functions (:func:`~imagingkit.tracking.mark_event`,
+"Next event to check" steps through the gains and losses that neither the image confirmed nor a
+reviewer decided (:func:`imagingkit.tracking.events.list_events`), the few that hold most of the
+tracker's wrong events. Edits are the tracking room's review functions (:func:`~imagingkit.tracking.mark_event`,
 :func:`~imagingkit.tracking.relink`, :func:`~imagingkit.tracking.split_track`,
 :func:`~imagingkit.tracking.reject_track`); statistics are recomputed with
 :func:`~imagingkit.tracking.compute_turnover` after each edit and saved with the tracks.
@@ -34,6 +36,7 @@ from imagingkit.tracking import (
     split_track,
     track_sessions,
 )
+from imagingkit.tracking.events import list_events
 from imagingkit.tracking.files import read_tracks_csv
 
 from ._base import PlotCanvas, StepWidget
@@ -83,6 +86,9 @@ class ReviewWidget(StepWidget):
         self.add(Container(widgets=[self.times_h, self.tracks_file, self.output_dir], labels=True))
         self.track_button = self.add_button("Register sessions and track spines", self.run_tracking)
         self.load_button = self.add_button("Register sessions and load tracks.csv", self.load_tracks)
+        self.next_event_button = self.add_button(
+            "Next event to check", self.next_event_to_check, long_running=False
+        )
         self.accept_button = self.add_button(
             "Accept gain/loss at selected point", lambda: self.mark(True), long_running=False
         )
@@ -107,6 +113,7 @@ class ReviewWidget(StepWidget):
         self.points_layer: napari.layers.Points | None = None
         self.tracks_layer: napari.layers.Tracks | None = None
         self.n_edits = 0
+        self._shown_events: set[tuple] = set()
         self._scale: tuple[float, float] = (1.0, 1.0)
         for event in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             event.connect(self.refresh_sessions)
@@ -265,6 +272,44 @@ class ReviewWidget(StepWidget):
         ax.legend(fontsize=6)
         self.stats_plot.draw_idle()
 
+    # -- events to check -----------------------------------------------------------------------------------------
+    def next_event_to_check(self) -> pd.Series | None:
+        """Show the next gain or loss to check (not confirmed by the image, not reviewed) and select it.
+
+        Events come in :func:`~imagingkit.tracking.events.list_events` order, each once until all
+        have been shown; an event accepted or rejected leaves the list. Returns the event shown.
+        """
+        if self.tracks is None:
+            self.report_error("no tracks yet: track or load sessions first")
+            return None
+        events = list_events(self.tracks)
+        events = events[events["to_check"]]
+        keys = list(zip(events["track_id"], events["session"], events["kind"], strict=True))
+        fresh = [i for i, key in enumerate(keys) if key not in self._shown_events]
+        if not fresh and keys:  # every one shown: start again
+            self._shown_events.clear()
+            fresh = list(range(len(keys)))
+        if not fresh:
+            self.set_status("no event left to check")
+            return None
+        event = events.iloc[fresh[0]]
+        self._shown_events.add(keys[fresh[0]])
+        track_id, session = int(event["track_id"]), int(event["session"])
+        self.viewer.dims.set_point(0, session)
+        self.viewer.camera.center = (event["y"] * self._scale[0], event["x"] * self._scale[1])
+        rows = self.tracks.index[(self.tracks["track_id"] == track_id) & (self.tracks["session"] == session)]
+        self.points_layer.selected_data = {int(i) for i in rows}
+        why = (
+            "the presence was found on the image"
+            if event["presence_found"]
+            else "no image confirmed the absence"
+        )
+        self.set_status(
+            f"{len(keys)} events to check; this one: {event['kind']} of track {track_id} at session {session} "
+            f"({why}). Accept or reject it."
+        )
+        return event
+
     # -- edits ----------------------------------------------------------------------------------------------------
     def selected_rows(self) -> list[pd.Series]:
         if self.points_layer is None:
@@ -317,7 +362,7 @@ class ReviewWidget(StepWidget):
 
     # -- saving -------------------------------------------------------------------------------------------------
     def save(self) -> Path | None:
-        """Write ``tracks.csv`` and the recomputed ``turnover.csv`` into the output folder."""
+        """Write ``tracks.csv``, the recomputed ``turnover.csv`` and ``events.csv`` into the output folder."""
         if self.tracks is None:
             self.report_error("nothing to save: track or load sessions first")
             return None
@@ -331,5 +376,7 @@ class ReviewWidget(StepWidget):
             tracks.to_csv(tmp, index=False)
         with atomic_path(out_dir / "turnover.csv") as tmp:
             turnover.to_csv(tmp, index=False)
-        self.set_status(f"saved tracks.csv and turnover.csv to {out_dir}")
+        with atomic_path(out_dir / "events.csv") as tmp:
+            list_events(self.tracks).to_csv(tmp, index=False)
+        self.set_status(f"saved tracks.csv, turnover.csv and events.csv to {out_dir}")
         return out_dir

@@ -134,3 +134,35 @@ def test_review_widget_track_edit_save_and_reload(make_napari_viewer, qtbot, den
     table.loc[plain, "discovered"] = True
     other.set_tracks(table)
     assert other.points_layer.symbol[plain].value == "diamond"
+
+    # the next event to check: a loss no image confirmed is shown (its session, the point selected);
+    # once accepted it is a reviewed loss, and no event is left to check
+    from imagingkit.tracking import classify_fates, list_events
+
+    table = widget.tracks.copy()
+    stable = table.groupby("track_id")["fate"].first() == "stable"
+    lost = int(stable[stable].index[0])
+    last = (table["track_id"] == lost) & (table["session"] == 2)
+    table.loc[last, "present"] = False
+    table.loc[last, "spine_id"] = pd.NA
+    table.loc[last, "absence_confirmed"] = False
+    table = classify_fates(table)
+    widget.set_tracks(table)
+    events = list_events(widget.tracks)
+    assert [tuple(e) for e in events.loc[events["to_check"], ["track_id", "session", "kind"]].to_numpy()] == [
+        (lost, 2, "loss")
+    ]
+    widget.next_event_button.click()
+    assert viewer.dims.point[0] == 2
+    (selected,) = widget.points_layer.selected_data
+    assert (widget.tracks["track_id"].iloc[selected], widget.tracks["session"].iloc[selected]) == (lost, 2)
+    assert "1 events to check" in widget.status.text() and f"loss of track {lost}" in widget.status.text()
+    widget.accept_button.click()
+    assert widget.last_error is None, widget.last_error
+    assert not list_events(widget.tracks)["to_check"].any()
+    widget.next_event_button.click()
+    assert "no event left to check" in widget.status.text()
+    widget.save_button.click()
+    saved = pd.read_csv(tmp_path / "review" / "events.csv")
+    assert saved[["track_id", "session", "kind"]].values.tolist() == [[lost, 2, "loss"]]
+    assert saved["reviewed"].all()

@@ -90,6 +90,12 @@ def test_cli_writes_tables_and_figure(sessions, tmp_path):
     # absences were checked on the images: the columns say what the image showed
     assert {"evidence", "refound", "absence_confirmed"} <= set(tracks.columns)
     assert tracks.loc[tracks["present"] & tracks["spine_id"].notna(), "evidence"].median() > 1.0
+    # every gain and loss the statistics count is listed once, those no image confirmed first
+    events = pd.read_csv(out / "events.csv")
+    for kind, column in (("gain", "n_gained"), ("loss", "n_lost")):
+        per_session = events[events["kind"] == kind].groupby("session").size().reindex([1, 2], fill_value=0)
+        assert per_session.tolist() == turnover[column].iloc[1:].astype(int).tolist()
+    assert events["to_check"].tolist() == sorted(events["to_check"], reverse=True)
 
 
 def test_cli_without_the_image_check(sessions, tmp_path):
@@ -157,6 +163,13 @@ def test_outputs_are_written_from_a_tracking_result(tmp_path):
     )
     write_tracking_outputs(result, tmp_path / "out")
     names = {p.name for p in (tmp_path / "out").iterdir()}
-    assert {"tracks.csv", "turnover.csv", "turnover_ci.csv", "cohort_survival.csv", "tracking.png"} <= names
+    assert {
+        "tracks.csv",
+        "turnover.csv",
+        "turnover_ci.csv",
+        "cohort_survival.csv",
+        "events.csv",
+        "tracking.png",
+    } <= names
     tracks = pd.read_csv(tmp_path / "out" / "tracks.csv")
     assert tracks.groupby("track_id").size().eq(4).all()  # one row per track per session

@@ -121,3 +121,22 @@ def test_visible_scores_leave_out_spines_below_the_visibility_limit():
     scores = score_tracking(result, truth, np.full(len(detections), 7), None, 0.0, 3.0)
     assert scores["n_true_gain"] == 2 and scores["gain_f1"] == 2 / 3
     assert scores["visible_n_true_gain"] == 1 and scores["visible_gain_f1"] == 1.0
+
+
+def test_review_counts_the_wrong_events_among_those_to_check():
+    # true spine 7 is lost in session 2 and the image confirmed it; true spine 8 stays, but its track
+    # shows a loss in session 2 that no image confirmed: the one wrong event, and it is to check
+    tracks = classify_fates(track_table(["110", "110"]))
+    tracks["absence_confirmed"] = (tracks["track_id"] == 0) & (tracks["session"] == 2)
+    truth = truth_of({7: ("110", (20.0, 20.0)), 8: ("111", (20.0, 30.0))})
+    detections = detections_of(tracks)
+    true_id = np.where(detections["track_id"] == 0, 7, 8)
+    scores = event_scores(tracks, detections, true_id, truth_tracks(truth), truth, tolerance_px=3.0)
+    assert (scores["n_pred_loss"], scores["n_matched_loss"]) == (2, 1)
+    assert scores["n_check_loss"] == 1 and scores["n_wrong_check_loss"] == 1
+    assert scores["loss_f1"] == 2 / 3 and scores["loss_f1_reviewed"] == 1.0
+    # had the image confirmed the wrong one instead, review would not reach it
+    tracks["absence_confirmed"] = (tracks["track_id"] == 1) & (tracks["session"] == 2)
+    scores = event_scores(tracks, detections, true_id, truth_tracks(truth), truth, tolerance_px=3.0)
+    assert scores["n_check_loss"] == 1 and scores["n_wrong_check_loss"] == 0
+    assert scores["loss_f1_reviewed"] == scores["loss_f1"] == 2 / 3
