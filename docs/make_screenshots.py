@@ -159,6 +159,7 @@ def spines_and_review(work: Path) -> None:
     for name in names:
         viewer.layers[name].visible = False
     viewer.dims.set_point(0, 2)
+    review.next_event_button.click()  # the first event no image confirmed: its session shown, its point selected
     save(viewer, "review")
     viewer.close()
 

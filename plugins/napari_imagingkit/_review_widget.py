@@ -104,7 +104,9 @@ class ReviewWidget(StepWidget):
         self.not_spine_button = self.add_button(
             "Reject track (not a spine)", self.reject_selected, long_running=False
         )
-        self.save_button = self.add_button("Save tracks.csv and turnover.csv", self.save, long_running=False)
+        self.save_button = self.add_button(
+            "Save tracks.csv, turnover.csv and events.csv", self.save, long_running=False
+        )
         self.stats_plot = self.add(PlotCanvas(height_in=2.2))
         self.finish_layout()
         self.tracks: pd.DataFrame | None = None
