@@ -5,10 +5,10 @@ and shown as one (session, Y, X) stack; tracks come from
 :func:`imagingkit.tracking.track_sessions` or a ``tracks.csv``. Every track row is a point
 (session, y, x) keeping its ``track_id`` as text and coloured by fate; absences are rings.
 "Next event to check" steps through the gains and losses that neither the image confirmed nor a
-reviewer decided (:func:`imagingkit.tracking.events.list_events`), the few that hold most of the
-tracker's wrong events. Edits are the tracking room's review functions (:func:`~imagingkit.tracking.mark_event`,
-:func:`~imagingkit.tracking.relink`, :func:`~imagingkit.tracking.split_track`,
-:func:`~imagingkit.tracking.reject_track`); statistics are recomputed with
+reviewer decided (:func:`imagingkit.tracking.events.list_events`), the third of the events that
+holds most of the tracker's wrong ones. Edits are the tracking room's review functions
+(:func:`~imagingkit.tracking.mark_event`, :func:`~imagingkit.tracking.relink`,
+:func:`~imagingkit.tracking.split_track`, :func:`~imagingkit.tracking.reject_track`); statistics are recomputed with
 :func:`~imagingkit.tracking.compute_turnover` after each edit and saved with the tracks.
 """
 
@@ -306,9 +306,10 @@ class ReviewWidget(StepWidget):
             if event["presence_found"]
             else "no image confirmed the absence"
         )
+        counted = f"{len(keys)} event{'s' if len(keys) != 1 else ''} to check"
         self.set_status(
-            f"{len(keys)} events to check; this one: {event['kind']} of track {track_id} at session {session} "
-            f"({why}). Accept or reject it."
+            f"{counted}; this one: {event['kind']} of track {track_id} at session {session} ({why}). "
+            "Accept or reject it."
         )
         return event
 

@@ -156,7 +156,7 @@ def test_review_widget_track_edit_save_and_reload(make_napari_viewer, qtbot, den
     assert viewer.dims.point[0] == 2
     (selected,) = widget.points_layer.selected_data
     assert (widget.tracks["track_id"].iloc[selected], widget.tracks["session"].iloc[selected]) == (lost, 2)
-    assert "1 events to check" in widget.status.text() and f"loss of track {lost}" in widget.status.text()
+    assert "1 event to check;" in widget.status.text() and f"loss of track {lost}" in widget.status.text()
     widget.accept_button.click()
     assert widget.last_error is None, widget.last_error
     assert not list_events(widget.tracks)["to_check"].any()
