@@ -3,7 +3,7 @@
 Output folder (written atomically, all or nothing):
 ``tracks.csv`` (one row per track per session), ``turnover.csv`` (pooled, one row per session),
 ``turnover_by_dendrite.csv``, ``turnover_ci.csv`` (bootstrap intervals), ``cohort_survival.csv``,
-``events.csv`` (every gain and loss, those to check first: :mod:`imagingkit.tracking.events`),
+``spine_events.csv`` (every gain and loss, those to check first: :mod:`imagingkit.tracking.events`),
 ``tracking.png`` (fate map and survival curves), ``params.json``.
 """
 
@@ -81,7 +81,7 @@ def write_tracking_outputs(
         result.turnover_by_dendrite.to_csv(tmp / "turnover_by_dendrite.csv", index=False)
         result.turnover_ci.to_csv(tmp / "turnover_ci.csv", index=False)
         result.cohorts.to_csv(tmp / "cohort_survival.csv", index=False)
-        list_events(result.tracks).to_csv(tmp / "events.csv", index=False)
+        list_events(result.tracks).to_csv(tmp / "spine_events.csv", index=False)
         plot_tracking(result.tracks, result.turnover, result.cohorts, tmp / "tracking.png")
         meta = {
             "params": _jsonable(result.params),

@@ -105,7 +105,7 @@ class ReviewWidget(StepWidget):
             "Reject track (not a spine)", self.reject_selected, long_running=False
         )
         self.save_button = self.add_button(
-            "Save tracks.csv, turnover.csv and events.csv", self.save, long_running=False
+            "Save tracks.csv, turnover.csv and spine_events.csv", self.save, long_running=False
         )
         self.stats_plot = self.add(PlotCanvas(height_in=2.2))
         self.finish_layout()
@@ -365,7 +365,7 @@ class ReviewWidget(StepWidget):
 
     # -- saving -------------------------------------------------------------------------------------------------
     def save(self) -> Path | None:
-        """Write ``tracks.csv``, the recomputed ``turnover.csv`` and ``events.csv`` into the output folder."""
+        """Write ``tracks.csv``, the recomputed ``turnover.csv`` and ``spine_events.csv`` into the output folder."""
         if self.tracks is None:
             self.report_error("nothing to save: track or load sessions first")
             return None
@@ -379,7 +379,7 @@ class ReviewWidget(StepWidget):
             tracks.to_csv(tmp, index=False)
         with atomic_path(out_dir / "turnover.csv") as tmp:
             turnover.to_csv(tmp, index=False)
-        with atomic_path(out_dir / "events.csv") as tmp:
+        with atomic_path(out_dir / "spine_events.csv") as tmp:
             list_events(self.tracks).to_csv(tmp, index=False)
-        self.set_status(f"saved tracks.csv, turnover.csv and events.csv to {out_dir}")
+        self.set_status(f"saved tracks.csv, turnover.csv and spine_events.csv to {out_dir}")
         return out_dir

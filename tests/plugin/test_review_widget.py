@@ -163,6 +163,6 @@ def test_review_widget_track_edit_save_and_reload(make_napari_viewer, qtbot, den
     widget.next_event_button.click()
     assert "no event left to check" in widget.status.text()
     widget.save_button.click()
-    saved = pd.read_csv(tmp_path / "review" / "events.csv")
+    saved = pd.read_csv(tmp_path / "review" / "spine_events.csv")
     assert saved[["track_id", "session", "kind"]].values.tolist() == [[lost, 2, "loss"]]
     assert saved["reviewed"].all()

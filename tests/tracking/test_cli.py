@@ -91,7 +91,7 @@ def test_cli_writes_tables_and_figure(sessions, tmp_path):
     assert {"evidence", "refound", "absence_confirmed"} <= set(tracks.columns)
     assert tracks.loc[tracks["present"] & tracks["spine_id"].notna(), "evidence"].median() > 1.0
     # every gain and loss the statistics count is listed once, those no image confirmed first
-    events = pd.read_csv(out / "events.csv")
+    events = pd.read_csv(out / "spine_events.csv")
     for kind, column in (("gain", "n_gained"), ("loss", "n_lost")):
         per_session = events[events["kind"] == kind].groupby("session").size().reindex([1, 2], fill_value=0)
         assert per_session.tolist() == turnover[column].iloc[1:].astype(int).tolist()
@@ -168,7 +168,7 @@ def test_outputs_are_written_from_a_tracking_result(tmp_path):
         "turnover.csv",
         "turnover_ci.csv",
         "cohort_survival.csv",
-        "events.csv",
+        "spine_events.csv",
         "tracking.png",
     } <= names
     tracks = pd.read_csv(tmp_path / "out" / "tracks.csv")
