@@ -51,11 +51,16 @@ EVENT_COLUMNS = (
 _NEEDED = ("track_id", "session", "counted", "state", "y", "x")
 
 
-def _flag(tracks: pd.DataFrame, column: str) -> np.ndarray:
-    """A boolean column of a track table, all False where the table has none."""
+def bool_column(tracks: pd.DataFrame, column: str) -> np.ndarray:
+    """A boolean column of a track table, all False where the table has none (e.g. no image check)."""
     if column not in tracks:
         return np.zeros(len(tracks), bool)
     return tracks[column].fillna(False).to_numpy(bool)
+
+
+def found_on_image(tracks: pd.DataFrame) -> np.ndarray:
+    """Per row of a track table: present from the image, in no input table (re-found or discovered)."""
+    return bool_column(tracks, "refound") | bool_column(tracks, "discovered")
 
 
 def list_events(tracks: pd.DataFrame) -> pd.DataFrame:
@@ -84,13 +89,12 @@ def list_events(tracks: pd.DataFrame) -> pd.DataFrame:
     if tracks.duplicated(["track_id", "session"]).any():
         raise DataError("track table: a track has two rows for one session")
     table = tracks.reset_index(drop=True)
-    found = _flag(table, "refound") | _flag(table, "discovered")
     rows = table.assign(
         _counted=table["counted"].fillna(False).to_numpy(bool),
         _seen=table["state"].to_numpy() != "out_of_view",
-        _confirmed=_flag(table, "absence_confirmed"),
-        _found=found,
-        _reviewed=_flag(table, "reviewed"),
+        _confirmed=bool_column(table, "absence_confirmed"),
+        _found=found_on_image(table),
+        _reviewed=bool_column(table, "reviewed"),
     )
     earlier = rows.assign(session=rows["session"] + 1)  # session s-1, keyed by s
     pairs = rows.merge(earlier, on=["track_id", "session"], suffixes=("", "_before"))

@@ -36,7 +36,7 @@ from imagingkit.tracking import (
     split_track,
     track_sessions,
 )
-from imagingkit.tracking.events import list_events
+from imagingkit.tracking.events import found_on_image, list_events
 from imagingkit.tracking.files import read_tracks_csv
 
 from ._base import PlotCanvas, StepWidget
@@ -202,12 +202,6 @@ class ReviewWidget(StepWidget):
         self.viewer.dims.set_point(0, 0)
 
     # -- display -------------------------------------------------------------------------------------------------
-    def _flag(self, column: str) -> np.ndarray:
-        """A boolean column of the track table (all False where the table has none)."""
-        if column not in self.tracks:
-            return np.zeros(len(self.tracks), bool)
-        return self.tracks[column].fillna(False).to_numpy(bool)
-
     def set_tracks(self, tracks: pd.DataFrame) -> None:
         """Show a track table: points coloured by fate (rings where absent, diamonds where found on the
         image but in no input table: re-found or discovered), tracks, statistics."""
@@ -220,7 +214,7 @@ class ReviewWidget(StepWidget):
         face = colours.copy()
         face[~present, 3] = 0.0  # absent: ring only
         # found on the image, in no input table (re-found at a track's place, or discovered): a diamond to verify
-        refound = self._flag("refound") | self._flag("discovered")
+        refound = found_on_image(self.tracks)
         symbols = np.where(refound, "diamond", np.where(present, "disc", "ring"))
         scale = (1.0, *self._scale)
         features = self.tracks[["track_id", "session", "present", "fate"]].assign(refound=refound)
