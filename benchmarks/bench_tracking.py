@@ -288,6 +288,7 @@ def series_interval(runs: list[dict], pooled: dict, n_boot: int = 2000, level: f
 
 
 def _missed_name(p_miss: float) -> str:
+    """The input name of the true positions with ``p_miss`` of them dropped (``"true, 10% missed"``)."""
     return f"true, {p_miss:.0%} missed"
 
 
