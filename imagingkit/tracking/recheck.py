@@ -201,6 +201,11 @@ class RecheckParams:
         Discover spines in z-stacks too. Off by default: in stacks about half of the
         detector's spines far from every track are false (measured on simulated stacks,
         seeds 10-19: 3 of 6 discoveries real), and gain F1 with missed detections fell.
+    presence_model : bool
+        Where the tables miss spines (:func:`refinding_pays`), give the final verdict on every
+        absence to the learned presence model (:mod:`imagingkit.tracking.presence`), which weighs
+        these readings and the rules' verdicts together with the track around the absence. 2D
+        images only (fitted on 2D series). Off: the rules above decide.
     """
 
     enabled: bool = True
@@ -218,6 +223,7 @@ class RecheckParams:
     end_margin_um: float = 2.0
     min_place_evidence: float | None = 0.2
     discover_in_stacks: bool = False
+    presence_model: bool = True
 
     def __post_init__(self) -> None:
         if not self.min_evidence > 0 or self.relative_evidence < 0 or self.min_seen_evidence < 0:

@@ -8,6 +8,7 @@ detection (:mod:`imagingkit.spines`) for sessions given as images.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from imagingkit.tracking.link import (
     collect_detections,
     link_detections,
 )
+from imagingkit.tracking.presence import decide_presence
 from imagingkit.tracking.recheck import (
     RecheckParams,
     confirm_absences,
@@ -110,6 +112,10 @@ class TrackingResult:
         Per session, fraction of spines near a reference-session spine (registration check).
     times_h : ndarray
     params : TrackingParams
+    refound_fraction : float
+        Of the absences the image check judged after the first linking, the fraction it re-found
+        (:func:`.recheck.refound_fraction`): near 0 for a complete input, a tenth or more where the
+        tables miss spines. NaN without the image check.
     """
 
     tracks: pd.DataFrame
@@ -121,6 +127,7 @@ class TrackingResult:
     match_fraction: pd.Series
     times_h: np.ndarray
     params: TrackingParams
+    refound_fraction: float = np.nan
 
 
 TRACK_COLUMNS = ("track_id", "session", "spine_id", "y", "x", "z", "present", "fate")
@@ -247,7 +254,7 @@ def track_spines(
     det["z_um"] = det["z_um"].fillna(0.0)
     match = check_overlap(det, params.reference_index, params.link)
     det = align_dendrites(det, params.reference_index, params.link.max_link_um)
-    in_view = None
+    in_view, fraction = None, np.nan
     if image_shapes is not None:
         if len(image_shapes) != n_sessions:
             raise ParameterError(f"{len(image_shapes)} image shapes for {n_sessions} sessions")
@@ -259,7 +266,9 @@ def track_spines(
         traces = list(traces) if traces is not None else [None] * n_sessions  # filled where traced
         evidence = _evidence_on_images(images, traces, to_session, params, spine_params)
 
-        def candidates() -> list[np.ndarray]:  # the detector's spines, reference frame (discovery)
+        # the detector's spines, reference frame (discovery, presence model), computed once
+        @functools.cache
+        def candidates() -> list[np.ndarray]:
             found = _detector_tables(images, params, spine_params, detector_tables, traces)
             return _candidates_in_reference(found, to_reference, stacks)
 
@@ -267,13 +276,19 @@ def track_spines(
             candidates = None
 
         z_step = params.z_step_um if stacks else None
-        linked, tracks = _check_on_images(
+        linked, tracks, fraction = _check_on_images(
             det, linked, tracks, evidence, n_sessions, times, in_view, params, candidates, z_step
         )
     tracks = _ordered_tracks(tracks)
     stats = summarize(tracks, times, params.bootstrap, dendrite_length_um)
     return TrackingResult(
-        tracks=tracks, detections=linked, match_fraction=match, times_h=times, params=params, **stats
+        tracks=tracks,
+        detections=linked,
+        match_fraction=match,
+        times_h=times,
+        params=params,
+        refound_fraction=fraction,
+        **stats,
     )
 
 
@@ -285,20 +300,24 @@ def _check_on_images(
 
     ``det`` are the detections before linking, ``linked`` and ``tracks`` the first linking,
     ``candidates()`` the detector's spines per session (reference frame, computed only when
-    discovery runs; None: no discovery), ``z_step_um`` the plane spacing of stacks (None: 2D).
-    Returns the final ``(linked, tracks)``.
+    discovery or the presence model runs; None: neither uses them), ``z_step_um`` the plane
+    spacing of stacks (None: 2D).
+    Returns the final ``(linked, tracks)`` and the re-found fraction of the first check. Where
+    the tables miss spines (refinding pays) and ``recheck.presence_model`` is on, in 2D, the
+    presence model gives the final verdict on every absence (:mod:`.presence`).
     """
     pixel = params.pixel_size_um
     light, peak, place = evidence
     first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), light, peak, place)
     judged = judge_absences(first, pixel, params.recheck, z_step_um)
     refind = refinding_pays(judged, params.recheck)
+    fraction = refound_fraction(judged)
     missed = missed_spines(judged, pixel, params.recheck, z_step_um) if refind else judged.iloc[:0]
     discover = (
         candidates is not None
         and refind
         and params.recheck.discover_min_evidence > 0
-        and refound_fraction(judged) >= params.recheck.discover_min_refound_fraction
+        and fraction >= params.recheck.discover_min_refound_fraction
     )
     found = discover_spines(candidates(), first, peak, pixel, params.recheck) if discover else None
     found = _discovered_detections(found, det, pixel, params.z_step_um, in_view)
@@ -330,7 +349,16 @@ def _check_on_images(
     tracks = confirm_absences(
         measure_evidence(tracks, light, peak, place), pixel, params.recheck, params.fates, refind, z_step_um
     )
-    return _relabel_detections(linked, tracks), tracks
+    if refind and params.recheck.presence_model and z_step_um is None:
+        tracks = decide_presence(
+            tracks,
+            pixel,
+            fraction,
+            params.fates,
+            candidates=candidates() if candidates is not None else None,
+            search_um=params.recheck.search_um,
+        )
+    return _relabel_detections(linked, tracks), tracks, fraction
 
 
 def _hits(tracks: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
