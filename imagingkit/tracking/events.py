@@ -13,15 +13,16 @@ event, in the reference frame:
   an input table (re-found at the track's place or discovered);
 - ``reviewed``: a reviewer set the presence on either side;
 - ``to_check``: neither reviewed nor confirmed by the image. The verdict then rests on the
-  tables alone: a spine too dim for the image to judge, a crowded place, a place the
+  tables, or on the presence model's weighing of them (:mod:`imagingkit.tracking.presence`,
+  ``p_present``): a spine too dim for the image to judge, a crowded place, a place the
   dendrite model does not cover, or no image check at all.
 
 Rows are sorted for review: events to check first, those whose presence came from the image
 before the others (a peak at a lost spine's place, a false discovery), then by session and
 track. On simulated series (``benchmarks/bench_tracking.py``, evaluation seeds 220-299, warp
-1 px, noise 1) with 10 % of the spines missing from the tables, a third of the events (724 of
-2,163) are to check and they hold 94 of the 104 wrong ones: a reviewer rejecting those brings
-gain / loss F1 from 0.940 / 0.957 to 0.965 / 0.975 at a third of the work. From the detector's
+1 px, noise 1) with 10 % of the spines missing from the tables, a third of the events (726 of
+2,165) are to check and they hold 87 of the 95 wrong ones: a reviewer rejecting those brings
+gain / loss F1 from 0.947 / 0.959 to 0.969 / 0.977 at a third of the work. From the detector's
 spines: 30 % to check, holding 395 of 476 wrong events (F1 0.785 / 0.809 -> 0.867 / 0.885).
 Events the tracker missed (a loss hidden by a wrongly re-found spine, a spine no input table
 holds) are not listed: the re-found and discovered rows of the track table point to the first
