@@ -321,6 +321,29 @@ def _image_inputs(sim, seed: int, sweep_p_miss: tuple[float, ...] = ()) -> dict[
     }
 
 
+def track_series(sim, transforms, tables_ids_traces_lengths: tuple, params: TrackingParams, detector_tables):
+    """Track one simulated series from one input (tables, true ids per row, traces, dendrite lengths) on its
+    images; the result and the true spine id of every linked detection (-1 for false ones)."""
+    tables, ids, traces, lengths = tables_ids_traces_lengths
+    result = track_spines(
+        tables,
+        sim.times_h,
+        params,
+        transforms,
+        [image.shape for image in sim.images],
+        lengths,
+        images=sim.images,
+        traces=traces,
+        detector_tables=detector_tables,
+    )
+    det = result.detections
+    sessions = det["session"].to_numpy()
+    true_id = np.concatenate(
+        [ids[s][det.loc[sessions == s, "det_index"].to_numpy()] for s in range(len(sim.images))]
+    )
+    return result, true_id
+
+
 #: evaluation seeds of the image grid, and more for the typical case (warp 1 px, noise 1): five seeds hold
 #: about 56 gains and 79 losses, too few to tell F1 0.94 from 0.95 (sampling error about 0.02); the 20 series
 #: 200-219 still span about 0.06 (their 95 % interval over series), so 80 more series (220-299, never used
@@ -369,23 +392,8 @@ def images_part(quick: bool) -> list[dict]:
                     if kind in sweep_names and name != "default":
                         continue
                     start = time.perf_counter()
-                    result = track_spines(
-                        tables,
-                        sim.times_h,
-                        params,
-                        transforms,
-                        shapes,
-                        lengths,
-                        images=sim.images,
-                        traces=traces,
-                        detector_tables=detector_tables,
-                    )
-                    det = result.detections
-                    true_id = np.concatenate(
-                        [
-                            ids[s][det.loc[det["session"] == s, "det_index"].to_numpy()]
-                            for s in range(n_sessions)
-                        ]
+                    result, true_id = track_series(
+                        sim, transforms, (tables, ids, traces, lengths), params, detector_tables
                     )
                     runs.setdefault((kind, name), []).append(
                         {

@@ -32,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_tracking import MATCH_TOLERANCE_UM, PIXEL_UM, SWEEP_P_MISS, _image_inputs, configs
+from bench_tracking import MATCH_TOLERANCE_UM, PIXEL_UM, SWEEP_P_MISS, _image_inputs, configs, track_series
 
 from imagingkit._atomic import atomic_path
-from imagingkit.tracking import track_spines
 from imagingkit.tracking.evaluate import track_identity
 from imagingkit.tracking.presence import (
     FEATURES,
@@ -63,7 +62,6 @@ def series_rows(seed: int) -> pd.DataFrame:
     sim = simulate_dendrite_sessions(
         n_sessions=5, times_h=(0, 1, 6, 24, 48), shape=(256, 256), ndim=2, seed=seed, warp_px=1.0, noise=1.0
     )
-    shapes = [im.shape for im in sim.images]
     transforms = register_sessions(sim.images)
     inputs = _image_inputs(sim, seed, SWEEP_P_MISS)
     detector_tables = inputs["detected"][0]
@@ -74,23 +72,12 @@ def series_rows(seed: int) -> pd.DataFrame:
     for kind, (tables, ids, traces, lengths, _) in inputs.items():
         if kind == "detected":  # the model is not used on the detector's own tables
             continue
-        result = track_spines(
-            tables,
-            sim.times_h,
-            params,
-            transforms,
-            shapes,
-            lengths,
-            images=sim.images,
-            traces=traces,
-            detector_tables=detector_tables,
+        result, true_id = track_series(
+            sim, transforms, (tables, ids, traces, lengths), params, detector_tables
         )
         if not result.refound_fraction >= params.recheck.min_refound_fraction:
             continue  # the tables look complete: the model is not used
         tracks, det = result.tracks, result.detections
-        true_id = np.concatenate(
-            [ids[s][det.loc[det["session"] == s, "det_index"].to_numpy()] for s in range(5)]
-        )
         truth = synth_truth_with_detection(sim, ids)
         identity = track_identity(det, true_id, tracks, truth, MATCH_TOLERANCE_UM / PIXEL_UM)
         rows = candidate_rows(tracks)
