@@ -26,8 +26,8 @@ tables are the spine detector's own (at least :data:`DETECTOR_TABLE_FRACTION` of
 detections lie on spines the detector finds on the images; tables of true positions, curated or
 from elsewhere, reach about 0.8): the detector's misses are not those of a table that drops
 spines at random, its false spines make tracks of their own, and on simulated series (development
-seeds 400-449) the model fitted on such tables cost gain / loss F1 0.781 / 0.827 -> 0.775 / 0.807
-there, so the rules decide. 2D images only (the model was fitted on 2D series).
+seeds 400-449) a model fitted with such tables among its training series cost gain / loss F1
+0.781 / 0.827 -> 0.775 / 0.807 there, so the rules decide. 2D images only (the model was fitted on 2D series).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from imagingkit.errors import DataError
+from imagingkit.tracking.events import bool_column
 from imagingkit.tracking.fates import FateParams, classify_fates
 from imagingkit.tracking.review import split_track
 
@@ -89,9 +90,7 @@ def candidate_rows(tracks: pd.DataFrame) -> np.ndarray:
     """Rows the model judges: in view, not reviewed, not a detection of the input nor a discovered spine,
     of a track the input detected at least once (a track of discovered spines only is discovery's to judge)."""
     detected = tracks["present"].to_numpy(bool) & tracks["spine_id"].notna().to_numpy()
-    discovered = (
-        tracks["discovered"].to_numpy(bool) if "discovered" in tracks else np.zeros(len(tracks), bool)
-    )
+    discovered = bool_column(tracks, "discovered")
     return (
         tracks["in_view"].to_numpy(bool)
         & ~tracks["reviewed"].to_numpy(bool)
@@ -102,10 +101,12 @@ def candidate_rows(tracks: pd.DataFrame) -> np.ndarray:
 
 
 def _per_track_median(values: pd.Series, where: np.ndarray, track_id: pd.Series) -> np.ndarray:
+    """Per row: the median of ``values`` over its track's rows in ``where`` (NaN if none)."""
     return values.where(where).groupby(track_id).transform("median").to_numpy(float)
 
 
 def _per_track_count(where: np.ndarray, track_id: pd.Series) -> np.ndarray:
+    """Per row: how many of its track's rows are in ``where``."""
     return pd.Series(where, index=track_id.index).groupby(track_id).transform("sum").to_numpy(float)
 
 
@@ -218,15 +219,9 @@ def presence_features(
     track_id = tracks["track_id"]
     present = tracks["present"].to_numpy(bool)
     detected = present & tracks["spine_id"].notna().to_numpy()
-    refound = tracks["refound"].to_numpy(bool) if "refound" in tracks else np.zeros(len(tracks), bool)
-    discovered = (
-        tracks["discovered"].to_numpy(bool) if "discovered" in tracks else np.zeros(len(tracks), bool)
-    )
-    confirmed = (
-        tracks["absence_confirmed"].to_numpy(bool)
-        if "absence_confirmed" in tracks
-        else np.zeros(len(tracks), bool)
-    )
+    refound = bool_column(tracks, "refound")
+    discovered = bool_column(tracks, "discovered")
+    confirmed = bool_column(tracks, "absence_confirmed")
     peak = tracks["peak_evidence"].to_numpy(float)
     place = (
         tracks["place_evidence"].to_numpy(float)
@@ -378,18 +373,17 @@ def decide_presence(
 
     Rows of :func:`candidate_rows` get ``p_present`` (NaN elsewhere); those at
     ``>= min_probability`` become present (``refound``), the others absent. An absence between
-    two presences that the model calls absent splits the track where it is present again; states and fates are recomputed. ``candidates``: per session the detector's
-    spines (reference-frame pixels ``y, x, z``), see :func:`presence_features`; where they show
-    that the input is the detector's own table, the table is returned as it is.
+    two presences that the model calls absent splits the track where it is present again;
+    states and fates are recomputed. ``candidates``: per session the detector's spines
+    (reference-frame pixels ``y, x, z``), see :func:`presence_features`; where they show that
+    the input is the detector's own table, the table is returned as it is.
     """
-    model = model or default_model()
     rows = candidate_rows(tracks)
-    out = tracks.copy()
-    out["p_present"] = np.nan
     features = presence_features(tracks, pixel_size_um, refound_fraction, candidates, search_um)
     if not rows.any() or features["input_on_candidates"].max() >= DETECTOR_TABLE_FRACTION:
         return tracks
-    probability = model.probability(features[rows])
+    probability = (model or default_model()).probability(features[rows])
+    out = tracks.assign(p_present=np.nan)
     index = out.index[rows]
     out.loc[index, "p_present"] = probability
     there = probability >= min_probability
