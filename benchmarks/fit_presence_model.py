@@ -54,7 +54,7 @@ FIT_SETTINGS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "r
 
 
 def series_rows(seed: int) -> pd.DataFrame:
-    """Features and truth of every absence the tracker leaves in one simulated series (all inputs but the complete one)."""
+    """Features and truth of every absence the tracker leaves in one simulated series (every input but the detector's)."""
     from imagingkit.motion.sessions import register_sessions
     from imagingkit.synth import simulate_dendrite_sessions
 
