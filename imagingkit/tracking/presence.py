@@ -17,7 +17,11 @@ that the verdict: present (re-found) at ``>= 0.5``, else absent; an absence betw
 presences that the model calls absent splits the track there (a spine lost and a new one
 formed at its place), as an absence the image confirmed does; ``absence_confirmed`` keeps
 meaning that the image showed the place empty, so such events stay on the review list
-(:func:`imagingkit.tracking.events.list_events`).
+(:func:`imagingkit.tracking.events.list_events`). Two constraints hold the verdicts together,
+as they hold a scorer's: one place holds one spine in a session (two fragments of a spine's
+track are not both called present there), and before a track's first detection, and after its
+last, the spine is there over one unbroken stretch (the most probable birth or loss session,
+not a spine present, absent and present again before it was ever detected).
 
 Only where the tables are incomplete (the image re-finds clearly more than chance, see
 :func:`imagingkit.tracking.recheck.refinding_pays`): the model was fitted on tables missing
@@ -81,6 +85,9 @@ _TREE_KEYS = ("feature", "threshold", "left", "right", "is_leaf", "value", "miss
 
 #: from this fraction of the input's detections on the detector's spines, the input is the detector's own table
 DETECTOR_TABLE_FRACTION = 0.95
+
+#: probabilities are kept this far from 0 and 1 in log-odds
+EPSILON = 1e-6
 
 #: nearest-neighbour distances are capped here (µm): farther is "alone"
 CROWD_CAP_UM = 5.0
@@ -372,9 +379,12 @@ def decide_presence(
     """The model's verdict on every absence of a checked track table (see the module docstring).
 
     Rows of :func:`candidate_rows` get ``p_present`` (NaN elsewhere); those at
-    ``>= min_probability`` become present (``refound``), the others absent. An absence between
-    two presences that the model calls absent splits the track where it is present again;
-    states and fates are recomputed. ``candidates``: per session the detector's spines
+    ``>= min_probability`` become present (``refound``), the others absent, except a presence at
+    a place another track holds in that session (within ``search_um``,
+    :func:`_one_spine_per_place`), and before a track's first presence and after its last one
+    unbroken stretch of presence (:func:`_one_stretch_at_the_ends`). An absence between two
+    presences that the model calls absent splits the track where it is present again; states
+    and fates are recomputed. ``candidates``: per session the detector's spines
     (reference-frame pixels ``y, x, z``), see :func:`presence_features`; where they show that
     the input is the detector's own table, the table is returned as it is.
     """
@@ -386,15 +396,92 @@ def decide_presence(
     out = tracks.assign(p_present=np.nan)
     index = out.index[rows]
     out.loc[index, "p_present"] = probability
-    there = probability >= min_probability
+    called = probability >= min_probability
+    there = _one_spine_per_place(out, index, probability, called, search_um / pixel_size_um)
+    score = np.where(called & ~there, -np.inf, _logit(probability) - _logit(min_probability))
+    there = _one_stretch_at_the_ends(out, index, score, there)
     out.loc[index, "present"] = there
     out.loc[index, "refound"] = there
     out.loc[index[there], "absence_confirmed"] = False
+    out["_there"] = False
+    out.loc[index, "_there"] = there
     out = _split_at_absences(out, rows, fates)
     present = out["present"].to_numpy(bool)
     out["refound"] = out["refound"].to_numpy(bool) & present
-    out.loc[~present & (out["p_present"] >= min_probability), "p_present"] = np.nan  # copies a split cleared
-    return classify_fates(out, fates)
+    out.loc[out["_there"].to_numpy(bool) & ~present, "p_present"] = np.nan  # copies a split cleared
+    return classify_fates(out.drop(columns="_there"), fates)
+
+
+def _one_spine_per_place(
+    tracks: pd.DataFrame, rows: pd.Index, probability: np.ndarray, there: np.ndarray, radius_px: float
+) -> np.ndarray:
+    """``there`` (per row of ``rows``) without the presences at a place another track holds in that session.
+
+    Two fragments of one spine's track can both be called present at its place, and would count
+    the spine twice. A presence the model does not judge (a detection, a discovered spine) keeps
+    its place, then the model's presences in order of probability: one within ``radius_px`` of a
+    place already held by another track in its session is dropped.
+    """
+    keep = there.copy()
+    sessions = tracks["session"].to_numpy(int)
+    track = tracks["track_id"].to_numpy()
+    points = tracks[["y", "x"]].to_numpy(float)
+    judged = tracks.index.get_indexer(rows)
+    held = tracks["present"].to_numpy(bool).copy()
+    held[judged] = False
+    for k in np.flatnonzero(there)[np.argsort(-probability[there], kind="stable")]:
+        i = judged[k]
+        others = np.flatnonzero(held & (sessions == sessions[i]) & (track != track[i]))
+        if (np.hypot(*(points[others] - points[i]).T) <= radius_px).any():
+            keep[k] = False
+        else:
+            held[i] = True
+    return keep
+
+
+def _one_stretch_at_the_ends(
+    tracks: pd.DataFrame, rows: pd.Index, score: np.ndarray, there: np.ndarray
+) -> np.ndarray:
+    """``there`` (per row of ``rows``) with one unbroken stretch of presence before a track's first presence
+    the model does not judge, and after its last.
+
+    ``score`` is the log-odds of presence over those of the threshold (> 0: called present;
+    -inf: not allowed). Of the judged rows running up to the first presence (down from the last),
+    the stretch next to it with the largest summed score is present, the others absent: the most
+    probable single birth (loss) session, where calling each row on its own can leave a spine
+    present, absent and present again before its first detection (two false events). Rows between
+    two presences keep ``there``.
+    """
+    there = there.copy()
+    position = pd.Series(np.arange(len(rows)), index=rows)
+    frame = tracks.assign(_judged=tracks.index.isin(rows)).sort_values(["track_id", "session"])
+    for _, track in frame.groupby("track_id", sort=False):
+        judged = track["_judged"].to_numpy(bool)
+        anchors = np.flatnonzero(track["present"].to_numpy(bool) & ~judged)
+        if len(anchors) == 0:
+            continue
+        for run in (_run_towards(judged, anchors[0], -1), _run_towards(judged, anchors[-1], 1)):
+            if len(run):
+                k = position.loc[track.index[run]].to_numpy()  # nearest the presence first
+                total = np.concatenate([[0.0], np.cumsum(score[k])])
+                there[k] = np.arange(len(k)) < int(np.argmax(total))
+    return there
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    """Log-odds, with probabilities kept :data:`EPSILON` away from 0 and 1."""
+    p = np.clip(np.asarray(probability, float), EPSILON, 1 - EPSILON)
+    return np.log(p / (1 - p))
+
+
+def _run_towards(judged: np.ndarray, start: int, step: int) -> np.ndarray:
+    """Positions of the judged rows running from next to ``start`` in direction ``step`` (nearest first)."""
+    run = []
+    i = start + step
+    while 0 <= i < len(judged) and judged[i]:
+        run.append(i)
+        i += step
+    return np.asarray(run, int)
 
 
 def _split_at_absences(tracks: pd.DataFrame, judged: np.ndarray, fates: FateParams) -> pd.DataFrame:

@@ -150,11 +150,22 @@ def test_features_of_a_track_table():
     assert row["input_on_candidates"] == pytest.approx(3 / 7)
 
 
-def checked(patterns):
-    """Tracks after the rules, on images that show neither a spine nor an empty place (a dim spine)."""
-    tracks = measure_evidence(classify_fates(track_table(patterns)), lambda s, p: np.full(len(p), 0.5))
+def checked(patterns, positions=None, evidence_by_session=(0.5,) * 5):
+    """Tracks after the rules, on images that show neither a spine nor an empty place (a dim spine),
+    unless ``evidence_by_session`` says otherwise."""
+    tracks = measure_evidence(
+        classify_fates(track_table(patterns, positions)),
+        lambda s, p: np.full(len(p), evidence_by_session[s]),
+    )
     tracks["place_evidence"] = 0.1
     return confirm_absences(tracks, PIXEL_UM)
+
+
+class PeakAsProbability:
+    """A stand-in model: the probability of presence is the row's peak evidence."""
+
+    def probability(self, features):
+        return features["peak_evidence"].to_numpy(float)
 
 
 def test_an_absence_between_presences_the_model_calls_absent_splits_the_track():
@@ -207,3 +218,43 @@ def test_a_track_of_discovered_spines_only_is_left_to_discovery():
     rows = candidate_rows(tracks)
     assert rows[tracks["track_id"].to_numpy() == 0].sum() == 1  # the other track's absence is judged
     assert not rows[tracks["track_id"].to_numpy() == 1].any()
+
+
+def test_before_its_first_detection_a_spine_is_present_over_one_stretch_next_to_it():
+    # called one by one, session 0 (p 0.6) would be present and session 1 (p 0.2) absent: a spine
+    # present, lost and formed again before it was ever detected
+    tracks = checked(["00111"], evidence_by_session=(0.6, 0.2, 0.5, 0.5, 0.5))
+    out = decide_presence(tracks, PIXEL_UM, 0.2, FateParams(), model=PeakAsProbability())
+    assert out["track_id"].nunique() == 1
+    assert out.sort_values("session")["present"].tolist() == [False, False, True, True, True]
+    assert out.loc[out["session"] == 0, "p_present"].item() == pytest.approx(
+        0.6
+    )  # the model's reading is kept
+    # a likely presence farther away carries a less likely one next to the detection
+    tracks = checked(["00111"], evidence_by_session=(0.9, 0.3, 0.5, 0.5, 0.5))
+    out = decide_presence(tracks, PIXEL_UM, 0.2, FateParams(), model=PeakAsProbability())
+    assert out["present"].all() and out["fate"].eq("stable").all()
+
+
+def test_after_its_last_detection_a_spine_is_present_over_one_stretch_next_to_it():
+    tracks = checked(["11100"], evidence_by_session=(0.5, 0.5, 0.5, 0.45, 0.7))
+    out = decide_presence(tracks, PIXEL_UM, 0.2, FateParams(), model=PeakAsProbability())
+    assert out["track_id"].nunique() == 1
+    assert out.sort_values("session")["present"].tolist() == [True] * 5  # 0.45 x 0.7 beats 0.55 x 0.3
+
+
+def test_one_place_holds_one_spine():
+    # two fragments of one spine's track at one place (0.1 µm apart): the model calls every absence
+    # present, which would count the spine twice in every session
+    positions = [[(20.0, 20.0)] * 5, [(20.0, 20.5)] * 5]
+    tracks = checked(["11100", "00011"], positions)
+    out = decide_presence(tracks, PIXEL_UM, 0.2, FateParams(), model=constant_model(5.0))
+    per_session = out[out["present"]].groupby("session")["track_id"].nunique()
+    assert per_session.tolist() == [1] * 5
+    assert out["track_id"].nunique() == 2 and out["p_present"].notna().sum() == 5
+    # farther apart than search_um they are two spines, both present
+    positions = [[(20.0, 20.0)] * 5, [(20.0, 25.0)] * 5]
+    out = decide_presence(
+        checked(["11100", "00011"], positions), PIXEL_UM, 0.2, FateParams(), model=constant_model(5.0)
+    )
+    assert out["present"].all()
