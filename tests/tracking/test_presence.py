@@ -227,9 +227,8 @@ def test_before_its_first_detection_a_spine_is_present_over_one_stretch_next_to_
     out = decide_presence(tracks, PIXEL_UM, 0.2, FateParams(), model=PeakAsProbability())
     assert out["track_id"].nunique() == 1
     assert out.sort_values("session")["present"].tolist() == [False, False, True, True, True]
-    assert out.loc[out["session"] == 0, "p_present"].item() == pytest.approx(
-        0.6
-    )  # the model's reading is kept
+    # the model's reading is kept
+    assert out.loc[out["session"] == 0, "p_present"].item() == pytest.approx(0.6)
     # a likely presence farther away carries a less likely one next to the detection
     tracks = checked(["00111"], evidence_by_session=(0.9, 0.3, 0.5, 0.5, 0.5))
     out = decide_presence(tracks, PIXEL_UM, 0.2, FateParams(), model=PeakAsProbability())
