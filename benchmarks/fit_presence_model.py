@@ -1,7 +1,9 @@
 """Fit the tracker's presence model (``imagingkit/tracking/presence_model.json``) on simulated series.
 
-For every development seed (10-149, the seeds the image check's rules were tuned on; warp 1 px,
-noise 1): five sessions simulated, registered and given to the tracker as ``bench_tracking.py``
+For every development seed (10-149, the seeds the image check's rules were tuned on; half of them
+at warp 1 px, noise 1, the typical case, the others spread over the benchmark's warp 0.5-4 px x
+noise 1-2 grid, :data:`FIT_CONDITIONS`, as the patch likeness readings change with both): five
+sessions simulated, registered and given to the tracker as ``bench_tracking.py``
 does (the true spine positions, complete and with 5 %, 10 % and 20 % missed; not the detector's
 own spines, where the tracker does not use the model, see :mod:`imagingkit.tracking.presence`), the
 tracker run with the presence model off (:class:`imagingkit.tracking.RecheckParams`), and every
@@ -11,7 +13,7 @@ track follows (the one most of its detections are) present in that session? Seri
 the tracker finds complete (refinding does not pay) are left out, as the model is not used there.
 A ``HistGradientBoostingClassifier`` (scikit-learn) is fitted on these rows and written as JSON
 trees, after checking that :class:`~imagingkit.tracking.presence.PresenceModel` reproduces its
-probabilities. Held-out seeds (300-339, never used to fit) then compare the rules' verdict with
+probabilities. Held-out seeds (300-339, never used to fit; warp 1 px, noise 1) then compare the rules' verdict with
 the model's, absence by absence; the event-level figures come from ``bench_tracking.py`` on its
 own evaluation seeds.
 
@@ -49,18 +51,29 @@ from imagingkit.tracking.testing import synth_truth_with_detection
 OUT = Path(__file__).parent / "results" / "fit_presence_model.json"
 FIT_SEEDS = range(10, 150)
 CHECK_SEEDS = range(300, 340)
+#: (warp px, noise) of a fit seed: ``FIT_CONDITIONS[seed % 14]``, half of them the typical warp 1 px / noise 1,
+#: the other half each other cell of the benchmark's warp x noise grid (the likeness readings change with both)
+FIT_CONDITIONS = [(1.0, 1.0)] * 7 + [
+    (w, n) for w in (0.5, 1.0, 2.0, 4.0) for n in (1.0, 2.0) if (w, n) != (1.0, 1.0)
+]
 #: scikit-learn's HistGradientBoostingClassifier settings (200 trees of at most 15 leaves)
 FIT_SETTINGS = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "random_state": 0}
 
 
-def series_rows(seed: int) -> pd.DataFrame:
+def series_rows(seed: int, warp_px: float = 1.0, noise: float = 1.0) -> pd.DataFrame:
     """Features and truth of every absence the tracker leaves in one simulated series (every input but the detector's)."""
     from imagingkit.motion.sessions import register_sessions
     from imagingkit.synth import simulate_dendrite_sessions
 
     warnings.simplefilter("ignore")
     sim = simulate_dendrite_sessions(
-        n_sessions=5, times_h=(0, 1, 6, 24, 48), shape=(256, 256), ndim=2, seed=seed, warp_px=1.0, noise=1.0
+        n_sessions=5,
+        times_h=(0, 1, 6, 24, 48),
+        shape=(256, 256),
+        ndim=2,
+        seed=seed,
+        warp_px=warp_px,
+        noise=noise,
     )
     transforms = register_sessions(sim.images)
     inputs = _image_inputs(sim, seed, SWEEP_P_MISS)
@@ -95,14 +108,17 @@ def series_rows(seed: int) -> pd.DataFrame:
                 seed=seed, input=kind, rule=tracks.loc[rows, "counted"].to_numpy(bool), label=label
             )
         )
-    print(f"seed {seed}: {sum(len(p) for p in parts)} absences", flush=True)
+    print(
+        f"seed {seed} (warp {warp_px} px, noise {noise}): {sum(len(p) for p in parts)} absences", flush=True
+    )
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def collect(seeds: range, workers: int) -> pd.DataFrame:
-    """:func:`series_rows` of every seed, in parallel."""
+def collect(seeds: range, workers: int, conditions: list[tuple[float, float]]) -> pd.DataFrame:
+    """:func:`series_rows` of every seed, in parallel, seed ``s`` at ``conditions[s % len(conditions)]``."""
+    warp, noise = zip(*(conditions[seed % len(conditions)] for seed in seeds), strict=True)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return pd.concat(list(pool.map(series_rows, seeds)), ignore_index=True)
+        return pd.concat(list(pool.map(series_rows, seeds, warp, noise)), ignore_index=True)
 
 
 def errors(rows: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
@@ -130,8 +146,8 @@ def main() -> None:
     args = parser.parse_args()
     fit_seeds, check_seeds = (FIT_SEEDS[:4], CHECK_SEEDS[:2]) if args.quick else (FIT_SEEDS, CHECK_SEEDS)
     start = time.perf_counter()
-    train = collect(fit_seeds, args.workers)
-    check = collect(check_seeds, args.workers)
+    train = collect(fit_seeds, args.workers, FIT_CONDITIONS)
+    check = collect(check_seeds, args.workers, [(1.0, 1.0)])
     x = train[list(FEATURES)].to_numpy(float)
     classifier = HistGradientBoostingClassifier(**FIT_SETTINGS).fit(x, train["label"].to_numpy(bool))
     model = PresenceModel.from_classifier(classifier, FEATURES)

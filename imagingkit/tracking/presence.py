@@ -6,9 +6,11 @@ at the place itself, each against the track's own level where it was detected. W
 tables miss spines, what an absence means also depends on the track around it: a spine
 detected in four sessions and missed in one is there far more often than one seen once; an
 absence right before a track's first detection is a gain only if the spine was not simply
-missed at its birth; a dark place next to a neighbour that is present says less. A human
-scorer weighs all of that at once. :func:`presence_features` gathers these readings for every
-absence (the rule's own verdicts among them), and a gradient-boosted tree model
+missed at its birth; a dark place next to a neighbour that is present says less; a place that
+looks like the spine did where it was seen says more than any one reading
+(:mod:`imagingkit.tracking.likeness`). A human scorer weighs all of that at once.
+:func:`presence_features` gathers these readings for every absence (the rule's own verdicts
+among them), and a gradient-boosted tree model
 (:class:`PresenceModel`, fitted offline with scikit-learn's ``HistGradientBoostingClassifier``
 on simulated session series with known truth, ``benchmarks/fit_presence_model.py``; stored as
 plain JSON trees in ``presence_model.json`` and evaluated here with numpy, so the tracker needs
@@ -49,6 +51,7 @@ from scipy.spatial import cKDTree
 from imagingkit.errors import DataError
 from imagingkit.tracking.events import bool_column
 from imagingkit.tracking.fates import FateParams, classify_fates
+from imagingkit.tracking.likeness import LIKENESS_COLUMNS
 from imagingkit.tracking.review import split_track
 
 #: the model shipped with imagingkit (see the module docstring)
@@ -79,6 +82,11 @@ FEATURES = (
     "refound_fraction",
     "candidate_um",
     "input_on_candidates",
+    "likeness",
+    "image_likeness",
+    "image_contrast",
+    "likeness_level",
+    "image_likeness_level",
 )
 
 _TREE_KEYS = ("feature", "threshold", "left", "right", "is_leaf", "value", "missing_left")
@@ -105,6 +113,10 @@ def candidate_rows(tracks: pd.DataFrame) -> np.ndarray:
         & ~(discovered & tracks["present"].to_numpy(bool))
         & (_per_track_count(detected, tracks["track_id"]) > 0)
     )
+
+
+def _column_or_nan(tracks: pd.DataFrame, name: str) -> np.ndarray:
+    return tracks[name].to_numpy(float) if name in tracks else np.full(len(tracks), np.nan)
 
 
 def _per_track_median(values: pd.Series, where: np.ndarray, track_id: pd.Series) -> np.ndarray:
@@ -221,7 +233,9 @@ def presence_features(
         :data:`CROWD_CAP_UM`); the series' re-found fraction; the distance to the nearest detector
         spine (µm, capped) and the fraction of the input's detections that lie on detector spines
         (where the input is the detector's own table, a detector spine near an absence is another
-        spine). NaN where not measured.
+        spine); how much the row's place looks like the spine where the track was detected
+        (:data:`~imagingkit.tracking.likeness.LIKENESS_COLUMNS`, when the table has them,
+        :func:`imagingkit.tracking.likeness.measure_likeness`). NaN where not measured.
     """
     track_id = tracks["track_id"]
     present = tracks["present"].to_numpy(bool)
@@ -230,11 +244,7 @@ def presence_features(
     discovered = bool_column(tracks, "discovered")
     confirmed = bool_column(tracks, "absence_confirmed")
     peak = tracks["peak_evidence"].to_numpy(float)
-    place = (
-        tracks["place_evidence"].to_numpy(float)
-        if "place_evidence" in tracks
-        else np.full(len(tracks), np.nan)
-    )
+    place = _column_or_nan(tracks, "place_evidence")
     level_peak = _per_track_median(tracks["peak_evidence"], detected, track_id)
     level_place = _per_track_median(pd.Series(place, index=tracks.index), detected, track_id)
     sessions = tracks["session"].to_numpy(int)
@@ -261,6 +271,7 @@ def presence_features(
             "refound_fraction": np.full(len(tracks), float(refound_fraction)),
             "candidate_um": candidate_um,
             "input_on_candidates": np.full(len(tracks), input_on_candidates),
+            **{name: _column_or_nan(tracks, name) for name in LIKENESS_COLUMNS},
         }
     return pd.DataFrame({name: np.asarray(features[name], float) for name in FEATURES}, index=tracks.index)
 

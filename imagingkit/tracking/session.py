@@ -18,6 +18,7 @@ import pandas as pd
 from imagingkit.errors import DataError, ParameterError, RegistrationError
 from imagingkit.tracking.bootstrap import BootstrapParams, bootstrap_turnover
 from imagingkit.tracking.fates import FateParams, build_tracks, classify_fates, view_checker
+from imagingkit.tracking.likeness import measure_likeness, patch_radius_px, sample_patches
 from imagingkit.tracking.link import (
     LinkParams,
     align_dendrites,
@@ -303,11 +304,12 @@ def _check_on_images(
     discovery or the presence model runs; None: neither uses them), ``z_step_um`` the plane
     spacing of stacks (None: 2D).
     Returns the final ``(linked, tracks)`` and the re-found fraction of the first check. Where
-    the tables miss spines (refinding pays) and ``recheck.presence_model`` is on, in 2D, the
-    presence model gives the final verdict on every absence (:mod:`.presence`).
+    the tables miss spines (refinding pays), in 2D, every row gets the patch likeness readings
+    (:mod:`.likeness`), and where ``recheck.presence_model`` is on the presence model gives the
+    final verdict on every absence (:mod:`.presence`).
     """
     pixel = params.pixel_size_um
-    light, peak, place = evidence
+    light, peak, place, patches = evidence
     first = measure_evidence(detach_outliers(tracks, pixel, params.recheck.detach_um), light, peak, place)
     judged = judge_absences(first, pixel, params.recheck, z_step_um)
     refind = refinding_pays(judged, params.recheck)
@@ -349,6 +351,8 @@ def _check_on_images(
     tracks = confirm_absences(
         measure_evidence(tracks, light, peak, place), pixel, params.recheck, params.fates, refind, z_step_um
     )
+    if refind and z_step_um is None:
+        tracks = measure_likeness(tracks, patches)
     if refind and params.recheck.presence_model and z_step_um is None:
         tracks = decide_presence(
             tracks,
@@ -494,9 +498,11 @@ def _relabel_detections(linked: pd.DataFrame, tracks: pd.DataFrame) -> pd.DataFr
 def _evidence_on_images(images: Sequence[np.ndarray], traces: list, to_session, params, spine_params=None):
     """Three ``evidence(session, points_ref)`` callables measuring reference points on each session's
     image: any light near them (:func:`~.recheck.evidence_map`), peaks only
-    (:func:`~.recheck.peaks_only`) and the light at the points themselves (:func:`~.recheck.place_map`).
+    (:func:`~.recheck.peaks_only`) and the light at the points themselves (:func:`~.recheck.place_map`);
+    then ``patches(session, points_ref)``, the evidence-map and image patches around them
+    (:mod:`.likeness`; 2D images only).
 
-    Each session's maps are computed once and kept (three float32 images per session).
+    Each session's maps are computed once and kept (up to five float32 images per session).
     ``traces`` holds each image's dendrite tracing or None; an image traced here has its tracing
     stored there (in place), so that the spine detector does not trace it again.
     """
@@ -536,10 +542,22 @@ def _evidence_on_images(images: Sequence[np.ndarray], traces: list, to_session, 
             return evidence_here(maps[session, kind], mapped)
         return evidence_at(maps[session, kind], spacings[session], mapped, params.recheck.search_um)
 
-    return tuple(
+    radius_px = patch_radius_px(params.pixel_size_um)
+
+    def patches(session: int, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if (session, "scaled") not in maps:
+            image = np.asarray(images[session], np.float32)
+            median = float(np.median(image))
+            maps[session, "scaled"] = image / median if median > 0 else image
+            maps[session, "judged"] = np.nan_to_num(light_map(session))
+        mapped = mappers[session](points[:, :2])
+        return tuple(sample_patches(maps[session, kind], mapped, radius_px) for kind in ("judged", "scaled"))
+
+    measures = tuple(
         (lambda session, points, kind=kind: measure(session, points, kind))
         for kind in ("light", "peak", "place")
     )
+    return (*measures, patches)
 
 
 def _split_transforms(transforms: Sequence[Any] | None, n_sessions: int) -> tuple[list, list]:

@@ -518,6 +518,25 @@ def test_missed_detections_are_recovered_on_the_images(sim, transforms):
     assert scores[True]["survival_baseline_max_err_pp"] < scores[False]["survival_baseline_max_err_pp"]
 
 
+def test_where_the_tables_miss_spines_every_place_is_compared_with_its_spine(sim, transforms):
+    """15 % missed: the missed places of spines that are there look like their spine where it was detected,
+    the places of spines that are gone do not (patch likeness, the presence model's readings)."""
+    rng = np.random.default_rng(0)
+    tables = [t[rng.random(len(t)) >= 0.15].reset_index(drop=True) for t in synth_truth_tables(sim)]
+    result, truth, _ = track_and_score(sim, transforms, tables, True)
+    tracks, det = result.tracks, result.detections
+    detected = tracks["spine_id"].notna() & tracks["in_view"]
+    missed = tracks["spine_id"].isna() & tracks["in_view"] & tracks["likeness"].notna()
+    identity = track_identity(det, det["spine_id"].to_numpy(), tracks, truth, 0.6 / PIXEL_UM)
+    keys = list(zip(identity.loc[tracks.loc[missed, "track_id"]], tracks.loc[missed, "session"], strict=True))
+    there = truth.set_index(["spine_id", "session"])["present"].reindex(keys).fillna(False).to_numpy(bool)
+    assert there.sum() >= 10 and (~there).sum() >= 10
+    likeness = tracks.loc[missed, "likeness"].to_numpy()
+    assert tracks.loc[detected, "likeness"].median() > 0.9
+    assert np.median(likeness[there]) > np.median(likeness[~there]) + 0.5
+    assert tracks.loc[detected, "likeness_level"].median() > 0.8
+
+
 def test_complete_true_positions_lose_no_event_to_the_check(sim, transforms):
     """Nothing missed: a lost spine's place lit by a neighbour's flank is not re-found, and a lost
     spine and a new one formed close by are not linked as one (both cost events before)."""
