@@ -211,9 +211,13 @@ def fit_model_latency(
         np.where(ok, (finite & (group == g)[None, :, None]).sum(axis=1) / np.maximum(count, 1), 0.0)
         for g in range(len(offsets))
     ]
-    num = sum((y * w) @ tpl.T for w, tpl in zip(weights, templates, strict=True))  # (n_rois, n_grid)
+    # einsum, not BLAS matmul: the sums must not depend on how many threads BLAS uses (a pipeline run gives the
+    # same figures serially, in a process pool and on Dask workers, which run BLAS on one thread)
+    num = sum(
+        np.einsum("rs,gs->rg", y * w, tpl) for w, tpl in zip(weights, templates, strict=True)
+    )  # (n_rois, n_grid)
     den = sum(
-        (weights[g] * weights[h]) @ (templates[g] * templates[h]).T
+        np.einsum("rs,gs->rg", weights[g] * weights[h], templates[g] * templates[h])
         for g in range(len(offsets))
         for h in range(len(offsets))
     )
