@@ -170,6 +170,14 @@ def main() -> None:
                 {
                     "fit_seeds": f"{fit_seeds[0]}-{fit_seeds[-1]}",
                     "check_seeds": f"{check_seeds[0]}-{check_seeds[-1]}",
+                    "fit_conditions": [
+                        {"warp_px": warp, "noise": noise, "n_seeds": int(n)}
+                        for (warp, noise), n in pd.Series(
+                            [FIT_CONDITIONS[seed % len(FIT_CONDITIONS)] for seed in fit_seeds]
+                        )
+                        .value_counts(sort=False)
+                        .items()
+                    ],
                     "n_fit_rows": len(train),
                     "fit_rows_by_input": train["input"].value_counts().to_dict(),
                     "check": table.reset_index().to_dict(orient="records"),
