@@ -13,9 +13,9 @@ track follows (the one most of its detections are) present in that session? Seri
 the tracker finds complete (refinding does not pay) are left out, as the model is not used there.
 A ``HistGradientBoostingClassifier`` (scikit-learn) is fitted on these rows and written as JSON
 trees, after checking that :class:`~imagingkit.tracking.presence.PresenceModel` reproduces its
-probabilities. Held-out seeds (300-339, never used to fit; warp 1 px, noise 1) then compare the rules' verdict with
-the model's, absence by absence; the event-level figures come from ``bench_tracking.py`` on its
-own evaluation seeds.
+probabilities. Held-out seeds (300-339, never used to fit; warp 1 px, noise 1) then compare the
+rules' verdict with the model's, absence by absence; the event-level figures come from
+``bench_tracking.py`` on its own evaluation seeds.
 
     .venv/bin/python benchmarks/fit_presence_model.py [--workers 2] [--quick]
 
@@ -114,9 +114,14 @@ def series_rows(seed: int, warp_px: float = 1.0, noise: float = 1.0) -> pd.DataF
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def seed_conditions(seeds: range, conditions: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(warp px, noise) of every seed: seed ``s`` at ``conditions[s % len(conditions)]``."""
+    return [conditions[seed % len(conditions)] for seed in seeds]
+
+
 def collect(seeds: range, workers: int, conditions: list[tuple[float, float]]) -> pd.DataFrame:
-    """:func:`series_rows` of every seed, in parallel, seed ``s`` at ``conditions[s % len(conditions)]``."""
-    warp, noise = zip(*(conditions[seed % len(conditions)] for seed in seeds), strict=True)
+    """:func:`series_rows` of every seed, in parallel, at its :func:`seed_conditions`."""
+    warp, noise = zip(*seed_conditions(seeds, conditions), strict=True)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return pd.concat(list(pool.map(series_rows, seeds, warp, noise)), ignore_index=True)
 
@@ -172,9 +177,7 @@ def main() -> None:
                     "check_seeds": f"{check_seeds[0]}-{check_seeds[-1]}",
                     "fit_conditions": [
                         {"warp_px": warp, "noise": noise, "n_seeds": int(n)}
-                        for (warp, noise), n in pd.Series(
-                            [FIT_CONDITIONS[seed % len(FIT_CONDITIONS)] for seed in fit_seeds]
-                        )
+                        for (warp, noise), n in pd.Series(seed_conditions(fit_seeds, FIT_CONDITIONS))
                         .value_counts(sort=False)
                         .items()
                     ],

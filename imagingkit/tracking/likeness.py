@@ -88,9 +88,10 @@ def correlation(patches: np.ndarray, template: np.ndarray) -> np.ndarray:
     0 for a flat patch (none of the template's shape is there), NaN for a flat template.
     """
     a, b = _centred(patches), _centred(template)
-    norm = np.sqrt((a * a).sum(axis=(-2, -1)) * (b * b).sum())
-    if not (b * b).sum() > 0:
+    energy = (b * b).sum()
+    if not energy > 0:
         return np.full(len(patches), np.nan)
+    norm = np.sqrt((a * a).sum(axis=(-2, -1)) * energy)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(norm > 0, (a * b).sum(axis=(-2, -1)) / norm, 0.0)
 
