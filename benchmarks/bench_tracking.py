@@ -12,7 +12,7 @@ Three parts, each compared side by side with baselines in the same run:
 2. ``images``: simulated dendrite sessions (:func:`imagingkit.synth.simulate_dendrite_sessions`,
    drift, rotation, tissue warp, brightness change, photon noise; 5 sessions at 0, 1, 6, 24,
    48 h; evaluation seeds 0-4, and 200-219 and 220-299 for the typical case of warp 1 px and
-   noise 1 — the image check was tuned, and its presence model fitted, on development seeds 10-149), registered with
+   noise 1 — the image check was tuned on development seeds 10-149, its presence model fitted on those and 600-739), registered with
    :func:`imagingkit.motion.sessions.register_sessions` and tracked from (a) the true spine
    positions, (b) the true positions with 10 % dropped at random (missed detections; on seeds
    220-299 also 5 % and 20 %, ``default`` only) and (c) the spines

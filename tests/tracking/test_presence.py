@@ -106,7 +106,14 @@ def test_the_shipped_model_reads_the_trackers_features_and_weighs_them_as_a_scor
     }
     rows = feature_rows(
         # a bright spine missed once between detections, its peak as bright as ever; the same spine
-        # after its last detection, in the last session, its place dark
+        # after its last detection, in the last session, its place dark. The tracker measures the
+        # patch likeness wherever the model runs (2D, tables that miss spines): the place looks like
+        # the spine in the first row, not in the second
+        likeness=[0.95, 0.05],
+        image_likeness=[0.95, 0.4],
+        image_contrast=[0.95, 0.2],
+        likeness_level=[0.95, 0.95],
+        image_likeness_level=[0.93, 0.93],
         peak_evidence=[4.0, 0.0],
         evidence=[4.0, 0.1],
         place_evidence=[3.0, 0.0],
