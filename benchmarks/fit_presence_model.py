@@ -51,8 +51,8 @@ from imagingkit.tracking.session import _candidates_in_reference
 from imagingkit.tracking.testing import synth_truth_with_detection
 
 OUT = Path(__file__).parent / "results" / "fit_presence_model.json"
-#: the development seeds 10-149, and 140 more (600-739): fitted on 4/5 of 10-149 and tested on the rest, the
-#: wrong verdicts still fell by 9 % from half to all of those seeds (764 -> 692), and with 600-739 added the
+#: the development seeds 10-149, and 140 more (600-739): fitted on 4/5 of 10-149 and tested on the rest (a development
+#: script outside the repo), the wrong verdicts still fell by 9 % from half to all of those seeds (764 -> 692), and with 600-739 added the
 #: held-out absences of :data:`CHECK_SEEDS` (10 % missed) went from 50 to 41 wrong
 FIT_SEEDS = (*range(10, 150), *range(600, 740))
 CHECK_SEEDS = range(300, 340)

@@ -78,29 +78,35 @@ def sample_patches(image: np.ndarray, points_px: np.ndarray, radius_px: int) -> 
     return values.reshape(y.shape)
 
 
-def _centred(patches: np.ndarray) -> np.ndarray:
-    return patches - patches.mean(axis=(-2, -1), keepdims=True)
+def _products(patches: np.ndarray, templates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per patch: the mean-removed patch dotted with its mean-removed template, and both energies.
+
+    ``templates`` is one ``(k, k)`` template for every patch or one per patch, ``(n, k, k)``.
+    """
+    a = patches - patches.mean(axis=(-2, -1), keepdims=True)
+    b = templates - templates.mean(axis=(-2, -1), keepdims=True)
+    dot = (a * b).sum(axis=(-2, -1))
+    patch_energy = (a * a).sum(axis=(-2, -1))
+    template_energy = np.broadcast_to((b * b).sum(axis=(-2, -1)), dot.shape)
+    return dot, patch_energy, template_energy
 
 
 def correlation(patches: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each patch ``(n, k, k)`` with a template ``(k, k)``.
+    """Pearson correlation of each patch ``(n, k, k)`` with a template (``(k, k)``, or one per patch).
 
     0 for a flat patch (none of the template's shape is there), NaN for a flat template.
     """
-    a, b = _centred(patches), _centred(template)
-    energy = (b * b).sum()
-    if not energy > 0:
-        return np.full(len(patches), np.nan)
-    norm = np.sqrt((a * a).sum(axis=(-2, -1)) * energy)
+    dot, patch_energy, template_energy = _products(patches, template)
+    norm = np.sqrt(patch_energy * template_energy)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, (a * b).sum(axis=(-2, -1)) / norm, 0.0)
+        return np.where(template_energy > 0, np.where(norm > 0, dot / norm, 0.0), np.nan)
 
 
 def contrast(patches: np.ndarray, template: np.ndarray) -> np.ndarray:
     """Projection of each mean-removed patch on the mean-removed template, over the template's energy."""
-    a, b = _centred(patches), _centred(template)
-    energy = (b * b).sum()
-    return (a * b).sum(axis=(-2, -1)) / energy if energy > 0 else np.full(len(patches), np.nan)
+    dot, _, template_energy = _products(patches, template)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(template_energy > 0, dot / template_energy, np.nan)
 
 
 def _level(seen: np.ndarray) -> float:
@@ -108,7 +114,7 @@ def _level(seen: np.ndarray) -> float:
     if len(seen) < 2:
         return np.nan
     others = (seen.sum(axis=0) - seen) / (len(seen) - 1)
-    values = np.array([correlation(patch[None], other)[0] for patch, other in zip(seen, others, strict=True)])
+    values = correlation(seen, others)
     values = values[np.isfinite(values)]
     return float(np.median(values)) if len(values) else np.nan
 
