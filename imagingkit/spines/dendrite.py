@@ -22,7 +22,10 @@ heads run through thin necks), joining of branches through junctions by directio
 a dendrite that crosses another stays one dendrite and a side branch becomes its own
 dendrite. Each chain is recentred on the shaft, its hooked ends are trimmed and then
 extended straight along the shaft while it stays bright (up to the image border), so
-spines near a dendrite's end keep a centreline beside them. Dim chains hugging a longer
+spines near a dendrite's end keep a centreline beside them. Where a shaft leaves the
+field of view, recentring pulls the points towards its centre beyond the border: the
+chain is cut there (not clipped onto the border, where it would run beside the shaft and
+its unmodelled flank would score as spines). Dim chains hugging a longer
 one are loops through spines; bright ones are a second dendrite running alongside and
 are kept.
 
@@ -350,6 +353,22 @@ def _extend_ends(chain: np.ndarray, smooth2d: np.ndarray, spacing: np.ndarray, p
             added.append(p.copy())
         pieces.append(np.array(added[::-1]).reshape(-1, 2) if not forward else np.array(added).reshape(-1, 2))
     return np.concatenate([pieces[0], chain, pieces[1]])
+
+
+def _inside_pieces(chain: np.ndarray, shape2d: tuple[int, ...]) -> list[np.ndarray]:
+    """The stretches of ``chain`` inside the image (the whole chain, clipped to it, if none is).
+
+    Recentring moves the points of a shaft leaving the field of view towards its centre, which
+    may lie beyond the border; clipped there, they would run along the border, beside the
+    shaft's light, and its flank would score as spines. Cut off instead, the shaft beyond the
+    chain's end is not modelled, so not searched; a dendrite leaving the field and coming back
+    becomes two.
+    """
+    inside = np.all((chain >= 0) & (chain <= np.asarray(shape2d) - 1), axis=1)
+    if not inside.any():
+        return [np.clip(chain, 0, np.asarray(shape2d) - 1)]
+    edges = np.flatnonzero(np.diff(np.r_[0, inside.astype(np.int8), 0]))
+    return [chain[start:stop] for start, stop in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def _trim_ends(chain: np.ndarray, spacing: np.ndarray, trim_um: float) -> np.ndarray:
@@ -795,11 +814,11 @@ def trace_dendrites(image: PreparedImage, params: TraceParams = TraceParams()) -
             chain = _trim_ends(chain, spacing2d, params.end_trim_um)
             chain = _extend_ends(chain, smooth2d, spacing2d, params)
             chain = _recentre(chain, smooth2d, radius_px, params.smooth_px, _away_from(chain, bridge))
-            chain = np.clip(chain, 0, np.asarray(image2d.shape) - 1)
-            chain = _orient(chain)
-            arc = _arc_um(chain, spacing2d)
-            if arc[-1] >= params.min_length_um:
-                rows.append((chain, arc))
+            for piece in _inside_pieces(chain, image2d.shape):
+                piece = _orient(piece)
+                arc = _arc_um(piece, spacing2d)
+                if arc[-1] >= params.min_length_um:
+                    rows.append((piece, arc))
         rows = _drop_hugging_chains(sorted(rows, key=lambda r: -r[1][-1]), smooth2d, spacing2d, params)
         frames = []
         smooth3d = _smooth_stack(data, image.spacing_um, params.shaft_radius_um) if image.is_3d else None

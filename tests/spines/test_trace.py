@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.spatial import cKDTree
 
-from imagingkit.spines import prepare_image, trace_dendrites
+from imagingkit.spines import NoSpinesWarning, detect_spines, prepare_image, trace_dendrites
 from imagingkit.spines.dendrite import TraceParams
 
 
@@ -151,3 +152,33 @@ def test_recentring_at_depth_follows_its_own_shaft_not_the_projection():
     np.testing.assert_allclose(at_depth[10:-10, 0], 20.0, atol=0.3)
     projected = _recentre(chain, stack.max(axis=0), 2.5, 2.0)
     assert np.all(np.abs(projected[10:-10, 0] - 21.5) < 0.5)  # the projection alone cannot separate them
+
+
+def _shaft_leaving_the_field(shape=(256, 256), seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A straight shaft (Gaussian cross-section, photon noise) leaving the image through its right
+    border at a shallow angle (16 degrees): its centre passes the border while its flank is still
+    in view. Returns the image, a point on the shaft and its direction (pixels, y x)."""
+    start, direction = np.array([40.0, 200.0]), np.array([216.0, 62.0])
+    direction /= np.linalg.norm(direction)
+    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(float)
+    offset = np.stack([yy - start[0], xx - start[1]], axis=-1)
+    across = np.abs(offset @ np.array([direction[1], -direction[0]]))
+    image = 20.0 + 400.0 * np.exp(-0.5 * (across / 3.0) ** 2)
+    return np.random.default_rng(seed).poisson(image).astype(np.float32), start, direction
+
+
+def test_centreline_of_a_shaft_leaving_the_field_stops_at_the_border():
+    for seed in range(3):
+        image, start, direction = _shaft_leaving_the_field(seed=seed)
+        trace = trace_dendrites(prepare_image(image, 0.2))
+        assert trace.n_dendrites == 1
+        cl = trace.centreline[["y", "x"]].to_numpy()
+        # no stretch of the centreline runs along the border beside the shaft (before, 15-17 points
+        # were clipped onto it, 2.5-3 px off the shaft's centre): at most its end point touches it
+        assert np.sum(cl[:, 1] >= image.shape[1] - 1.01) <= 1
+        off = (cl - start) @ np.array([direction[1], -direction[0]])
+        assert np.max(np.abs(off)) < 2.0
+    # and the shaft's flank at the border, left unmodelled, is no spine (before: one at 6.6 sigma)
+    image, _, _ = _shaft_leaving_the_field(seed=0)
+    with pytest.warns(NoSpinesWarning):
+        assert len(detect_spines(image, 0.2).spines) == 0
