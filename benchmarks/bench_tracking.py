@@ -30,7 +30,9 @@ survival against the truth under the same edge rule; ``seen_*`` gain/loss F1 on 
 input holds at least once (a spine missing from every input table is a detection error no
 tracker working from those tables can undo); ``visible_*`` gain/loss F1 on the spines visible in
 every session they are present in (no sub-resolution head, base in view: the set the spine
-benchmark scores, the events a human scorer could see); ``oracle_*`` against the true identities of the
+benchmark scores, the events a human scorer could see); ``site_*`` with a spine that forms at
+the place of one lost in the same session (within ``MATCH_TOLERANCE_UM``) counted as that spine
+(no image shows the change; :func:`imagingkit.tracking.evaluate.same_site_identity`); ``oracle_*`` against the true identities of the
 detections (isolates linking from detection errors). A track holding no input detection (spines
 the tracker discovered on the images) is the true spine present nearest to it within
 ``MATCH_TOLERANCE_UM``, one-to-one per session, else a false spine whose events are false.
@@ -106,6 +108,8 @@ COLUMNS = [
     "seen_loss_f1",
     "visible_gain_f1",
     "visible_loss_f1",
+    "site_gain_f1",
+    "site_loss_f1",
     "oracle_gain_f1",
     "oracle_loss_f1",
     "gain_f1_reviewed",

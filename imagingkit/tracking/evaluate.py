@@ -24,6 +24,12 @@ are present in (:func:`imagingkit.spines.evaluate.visible_spines`: no sub-resolu
 view), the events a human scorer could see on the images; the spine detection benchmark scores
 the same set.
 
+Prefix ``site_``: identity by place (:func:`same_site_identity`). The simulator draws a new
+spine's place uniformly along its dendrite, so now and then one forms where another was lost in
+the same session: the place holds a spine in every session, and a scorer (who by convention
+calls a spine found at the same place in the next session the same spine) sees neither the loss
+nor the gain. This reference counts such a pair as one spine.
+
 Review (:mod:`imagingkit.tracking.events`): ``n_check_{kind}`` predicted events marked
 ``to_check``, ``n_wrong_check_{kind}`` the wrong ones among them, and ``{kind}_f1_reviewed`` the
 F1 once a reviewer has rejected those wrong events (events the tracker missed stay missed).
@@ -335,7 +341,9 @@ def score_tracking(
         ``detected`` exists, event scores on the spines the input holds at least once (prefix
         ``seen_``) and event and statistic scores against the oracle (prefix ``oracle_``); where
         the truth has the synth's ``intensity_ratio, head_radius_um, base_in_fov``, event scores
-        on the spines visible in every session they are present in (prefix ``visible_``).
+        on the spines visible in every session they are present in (prefix ``visible_``); with
+        ``tolerance_px``, event scores with spines replaced at their place in the next session
+        merged into one site (prefix ``site_``, :func:`same_site_identity`).
     """
     view = observable(truth, image_shapes, margin_px)
     times = result.times_h
@@ -353,12 +361,70 @@ def score_tracking(
         scores = event_scores(result.tracks, result.detections, true_id, oracle, truth, tolerance_px)
         scores.update(statistic_errors(result.turnover, compute_turnover(oracle, times)))
         out.update({f"oracle_{key}": value for key, value in scores.items()})
+    if tolerance_px is not None and {"y_ref", "x_ref"} <= set(truth.columns):
+        merged, site_id = site_truth(truth, true_id, tolerance_px)
+        site_view = observable(merged, image_shapes, margin_px)
+        site_bio = truth_tracks(merged, site_view, "present", 1)
+        scores = event_scores(result.tracks, result.detections, site_id, site_bio, merged, tolerance_px)
+        out.update({f"site_{key}": value for key, value in scores.items()})
     if {"intensity_ratio", "head_radius_um", "base_in_fov"} <= set(truth.columns):
         shown = visible_throughout(truth)
         visible_truth = truth_tracks(truth[shown], view[shown], "present", 1)
         scores = event_scores(result.tracks, result.detections, true_id, visible_truth, truth, tolerance_px)
         out.update({f"visible_{key}": value for key, value in scores.items()})
     return out
+
+
+def same_site_identity(truth: pd.DataFrame, tolerance_px: float) -> pd.Series:
+    """Site identity of every true spine: a spine replacing another at its place is that site.
+
+    A spine that first appears in the session right after another spine's last presence, within
+    ``tolerance_px`` of its reference position (``y_ref, x_ref``, mean over sessions), takes that
+    spine's site: the place holds a spine in every session, so no image shows the loss and the
+    gain, and spine-turnover studies score a spine found at the same place along the dendrite in
+    the next session as the same spine. Pairs are matched one-to-one per session boundary by
+    :func:`scipy.optimize.linear_sum_assignment`; chains (A, then B, then C) share one site.
+
+    Returns
+    -------
+    Series
+        Site id (the first spine's ``spine_id``) indexed by ``spine_id``.
+    """
+    presence = truth.pivot_table(index="spine_id", columns="session", values="present", aggfunc="any")
+    present = presence.fillna(False).to_numpy(bool)
+    ids = presence.index.to_numpy()
+    position = truth.groupby("spine_id")[["y_ref", "x_ref"]].mean().loc[ids].to_numpy(float)
+    ever = present.any(axis=1)
+    first = np.where(ever, present.argmax(axis=1), -1)
+    last = np.where(ever, present.shape[1] - 1 - present[:, ::-1].argmax(axis=1), -1)
+    site = pd.Series(ids, index=ids)
+    for session in range(1, present.shape[1]):
+        ended = np.flatnonzero(ever & (last == session - 1))
+        started = np.flatnonzero(ever & (first == session))
+        if len(ended) == 0 or len(started) == 0:
+            continue
+        distance = np.linalg.norm(position[ended, None] - position[None, started], axis=2)
+        r, c = linear_sum_assignment(np.where(distance <= tolerance_px, distance, 1e6))
+        ok = distance[r, c] <= tolerance_px
+        site.iloc[started[c[ok]]] = site.iloc[ended[r[ok]]].to_numpy()
+    return site
+
+
+def site_truth(
+    truth: pd.DataFrame, true_id: np.ndarray, tolerance_px: float
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Truth and detection identities with spines of one site merged (:func:`same_site_identity`).
+
+    A site's row in a session is its present spine's row (else the first spine's); ``true_id``
+    (-1 for false detections) is mapped to site ids.
+    """
+    site = same_site_identity(truth, tolerance_px)
+    merged = truth.assign(spine_id=site.loc[truth["spine_id"]].to_numpy())
+    merged = merged.sort_values("present", ascending=False, kind="stable")
+    merged = merged.drop_duplicates(["spine_id", "session"]).sort_values(["spine_id", "session"])
+    true_id = np.asarray(true_id)
+    mapped = np.where(true_id >= 0, site.reindex(true_id).fillna(-1).to_numpy(int), -1)
+    return merged.reset_index(drop=True), mapped
 
 
 def visible_throughout(truth: pd.DataFrame) -> np.ndarray:

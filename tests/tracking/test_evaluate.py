@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from imagingkit.tracking.evaluate import event_scores, track_identity, truth_tracks
+from imagingkit.tracking.evaluate import (
+    event_scores,
+    same_site_identity,
+    site_truth,
+    track_identity,
+    truth_tracks,
+)
 from imagingkit.tracking.fates import classify_fates
 from tests.tracking.tables import track_table
 
@@ -140,3 +146,34 @@ def test_review_counts_the_wrong_events_among_those_to_check():
     scores = event_scores(tracks, detections, true_id, truth_tracks(truth), truth, tolerance_px=3.0)
     assert scores["n_check_loss"] == 1 and scores["n_wrong_check_loss"] == 0
     assert scores["loss_f1_reviewed"] == scores["loss_f1"] == 2 / 3
+
+
+def test_a_spine_replaced_at_its_place_in_the_next_session_is_one_site():
+    truth = truth_of(
+        {
+            1: ("11000", (20.0, 20.0)),  # lost in session 2 ...
+            2: ("00110", (20.5, 20.0)),  # ... replaced 0.5 px away in session 2 ...
+            3: ("00001", (20.0, 20.5)),  # ... and again in session 4: one site 1-2-3
+            4: ("10000", (40.0, 40.0)),  # lost in session 1 ...
+            5: ("00100", (40.0, 40.5)),  # ... a new spine at its place a session later: two spines
+            6: ("11000", (60.0, 60.0)),  # lost in session 2 ...
+            7: ("00111", (60.0, 64.0)),  # ... a new spine 4 px away: two spines
+        }
+    )
+    site = same_site_identity(truth, tolerance_px=3.0)
+    assert site.to_dict() == {1: 1, 2: 1, 3: 1, 4: 4, 5: 5, 6: 6, 7: 7}
+    assert same_site_identity(truth, tolerance_px=0.4).to_dict() == {i: i for i in range(1, 8)}
+    merged, true_id = site_truth(truth, np.array([2, 3, 5, -1, 7]), tolerance_px=3.0)
+    assert list(true_id) == [1, 1, 5, -1, 7]
+    one_site = merged[merged["spine_id"] == 1].sort_values("session")
+    assert one_site["present"].tolist() == [True] * 5 and len(merged) == 5 * 5  # 7 spines, 5 sites
+    # the site has no events; the tracker that linked the replacement into one track scores
+    # a stable spine, while the spine identities count a loss and a gain it missed
+    events = truth_tracks(merged)
+    assert events.loc[events["track_id"] == 1, "fate"].iloc[0] == "stable"
+
+
+def test_one_spine_replaces_at_most_one_lost_spine():
+    # two spines lost in session 1 at the same place, one new one there: it takes the nearer site
+    truth = truth_of({1: ("10", (20.0, 20.0)), 2: ("10", (20.0, 22.0)), 3: ("01", (20.0, 21.8))})
+    assert same_site_identity(truth, tolerance_px=3.0).to_dict() == {1: 1, 2: 2, 3: 2}
