@@ -415,8 +415,9 @@ def site_truth(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Truth and detection identities with spines of one site merged (:func:`same_site_identity`).
 
-    A site's row in a session is its present spine's row (else the first spine's); ``true_id``
-    (-1 for false detections) is mapped to site ids.
+    A site's row in a session is its present spine's row (where none is present, either spine's:
+    their places lie within the tolerance); ``true_id`` (-1 for false detections) is mapped to
+    site ids.
     """
     site = same_site_identity(truth, tolerance_px)
     merged = truth.assign(spine_id=site.loc[truth["spine_id"]].to_numpy())
